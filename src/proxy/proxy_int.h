@@ -1,0 +1,122 @@
+/* Internal to src/proxy: connections, routing, runtime, access log. */
+#ifndef PT_PROXY_INT_H
+#define PT_PROXY_INT_H
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include "proxy/proxy.h"
+
+#define PT_MAX_HEAD (1u << 20)
+#define PT_MAX_HEADERS 1000
+
+/* ---- config helpers (conf.c) ---- */
+void *pt_regex_compile(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi, bool caseless);
+int pt_cidr_parse(const char *s, pt_cidr_t *out);
+size_t pt_proxy_modules(const pt_proxy_module_t *const **out);
+
+/* ---- routing (route.c) ---- */
+bool pt_cidr_match(const pt_cidr_t *c, const pt_addr_t *a);
+bool pt_cidr_list_match(const pt_array_t *list, const pt_addr_t *a);
+const pt_listen_conf_t *pt_listen_lookup(const pt_snapshot_t *snap, const pt_addr_t *local);
+/* Picks the vhost and location for r (sets r->vhost, r->loc). */
+void pt_route(pt_request_t *r, const pt_listen_conf_t *lc);
+
+/* ---- connections (conn.c) ---- */
+
+typedef enum {
+    CONN_PROXY_HEADER = 0, /* waiting for the PROXY protocol header */
+    CONN_IDLE,             /* waiting for (the rest of) a request head */
+    CONN_ACTIVE,           /* a request is being handled */
+    CONN_CLOSED,
+} conn_state_t;
+
+struct pt_conn {
+    pt_io_t io;
+    pt_worker_t *w;
+    conn_state_t state;
+    pt_addr_t peer;
+    pt_addr_t local; /* the listener's configured address (config key) */
+    pt_addr_t pp_src, pp_dst;
+    bool has_pp;
+    bool close_after; /* close when the current response is done */
+    bool body_paused;
+    bool want_body;
+    char *rbuf;
+    size_t rsize;
+    size_t rlen;     /* bytes in rbuf */
+    size_t rpos;     /* start of the current request head */
+    size_t last_len; /* for incremental parsing */
+    size_t body_pos; /* next unread body byte */
+    size_t next_pos; /* where the next pipelined request starts (after the body) */
+    size_t next_len;
+    pt_timer_t timer;
+    pt_request_t *req;
+    uint64_t nreq;
+    pt_snapshot_t *snap; /* config the head is parsed with */
+    const pt_listen_conf_t *lc;
+    void (*tunnel_cb)(pt_request_t *r, unsigned events);
+    struct pt_conn *prev, *next; /* worker's list */
+};
+
+/* Accepts every pending connection on a listening fd. */
+void pt_conn_accept_all(pt_worker_t *w, int lfd, const pt_addr_t *local, bool proxy_protocol);
+/* Closes idle connections (drain); active ones close after their response. */
+void pt_conn_drain_all(pt_worker_t *w);
+/* Closes everything now (stop or drain timeout). */
+void pt_conn_close_all(pt_worker_t *w);
+
+/* ---- metrics ids (runtime.c) ---- */
+typedef struct pt_proxy_metrics {
+    pt_metric_id_t conns_total;
+    pt_metric_id_t conns_active;
+    pt_metric_id_t requests_by_class[6]; /* index status/100, 0 = aborted */
+    pt_metric_id_t request_duration;
+    pt_metric_id_t bytes_sent;
+} pt_proxy_metrics_t;
+
+
+/* ---- worker private state (runtime.c) ---- */
+
+typedef struct pt_alog pt_alog_t;
+
+typedef struct pt_wlistener {
+    pt_io_t io;
+    pt_addr_t addr;
+    bool proxy_protocol;
+    bool shared;
+    pt_worker_t *w;
+    struct pt_wlistener *next;
+} pt_wlistener_t;
+
+struct pt_worker_priv {
+    pt_conn_t *conns; /* list head */
+    pt_wlistener_t *listeners;
+    pt_alog_t *alog;
+    pt_timer_t drain_timer;
+    pt_timer_t tick;
+    struct pt_runtime *rt;
+    const struct pt_proxy_metrics *m;
+    void *scratch; /* struct pt_worker_scratch */
+};
+
+/* ---- access log (accesslog.c) ---- */
+
+/* The access log writer: one thread writes buffers that workers fill. */
+typedef struct pt_alog_writer pt_alog_writer_t;
+pt_alog_writer_t *pt_alog_writer_create(void);
+/* Sets/changes the file (NULL = off). Reopens for logrotate. */
+int pt_alog_writer_set_path(pt_alog_writer_t *wr, const char *path);
+void pt_alog_writer_reopen(pt_alog_writer_t *wr);
+void pt_alog_writer_destroy(pt_alog_writer_t *wr);
+
+pt_alog_t *pt_alog_create(pt_alog_writer_t *wr);
+/* Appends one JSON line for a finished request. */
+void pt_alog_request(pt_alog_t *al, pt_request_t *r);
+/* Hands the buffered lines to the writer (timer tick, exit). */
+void pt_alog_flush(pt_alog_t *al);
+void pt_alog_destroy(pt_alog_t *al);
+
+#endif /* PT_PROXY_INT_H */

@@ -1,0 +1,781 @@
+/*
+ * The runtime: worker threads, listening sockets, signals, reload and
+ * graceful drain. The main thread is the control thread: it loads configs,
+ * binds sockets, runs the admin listener and reacts to signals through a
+ * signalfd; workers only serve traffic.
+ *
+ * Reload: a new snapshot is built and validated on the control thread; a
+ * bad one is logged and dropped. A good one gets its listeners bound
+ * (sockets for addresses that stay are reused), then each worker is told
+ * through its loop's post queue to adopt it. Requests in flight keep the
+ * snapshot they started with.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "proxy/request_int.h"
+
+#define MAX_WORKERS 256
+
+/* One bound listen address: one fd shared by all workers, or one per worker. */
+typedef struct bound {
+    pt_addr_t addr;
+    bool reuseport;
+    bool proxy_protocol;
+    int nfds;
+    int fds[MAX_WORKERS];
+    bool used; /* in the snapshot being installed */
+} bound_t;
+
+typedef struct pt_runtime {
+    pt_snapshot_t *snap;
+    uint64_t generation;
+    int nworkers;
+    pt_worker_t *workers[MAX_WORKERS];
+    pthread_t threads[MAX_WORKERS];
+    pt_loop_t *loop; /* control */
+    pt_io_t sig_io;
+    bound_t *bounds;
+    size_t nbounds;
+    pt_admin_t *admin;
+    pt_alog_writer_t *alog;
+    pt_proxy_metrics_t metrics;
+    uint64_t start_wall_ms;
+    _Atomic int workers_running;
+    bool stopping;
+    int exit_code;
+    const char *pid_written;
+} pt_runtime_t;
+
+/* ------------------------------------------------------------------ */
+/* worker caches                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct free_node {
+    struct free_node *next;
+} free_node_t;
+
+#define MAX_FREE_BUFS 64
+#define MAX_FREE_POOLS 256
+#define REQ_POOL_BLOCK 8192
+
+void *pt_worker_buf_get(pt_worker_t *w, size_t size)
+{
+    if (w->free_bufs && w->free_buf_size == size) {
+        free_node_t *n = w->free_bufs;
+        w->free_bufs = n->next;
+        w->nfree_bufs--;
+        return n;
+    }
+    return malloc(size);
+}
+
+void pt_worker_buf_put(pt_worker_t *w, void *buf, size_t size)
+{
+    if (w->free_buf_size != size) {
+        /* A reload changed the size: drop the old cache. */
+        while (w->free_bufs) {
+            free_node_t *n = w->free_bufs;
+            w->free_bufs = n->next;
+            free(n);
+        }
+        w->nfree_bufs = 0;
+        w->free_buf_size = size;
+    }
+    if (w->nfree_bufs >= MAX_FREE_BUFS) {
+        free(buf);
+        return;
+    }
+    free_node_t *n = buf;
+    n->next = w->free_bufs;
+    w->free_bufs = n;
+    w->nfree_bufs++;
+}
+
+typedef struct pool_node {
+    pt_pool_t *pool;
+    struct pool_node *next;
+} pool_node_t;
+
+pt_pool_t *pt_worker_pool_get(pt_worker_t *w)
+{
+    if (w->free_pools) {
+        pool_node_t *n = w->free_pools;
+        w->free_pools = n->next;
+        w->nfree_pools--;
+        pt_pool_t *p = n->pool;
+        free(n);
+        return p;
+    }
+    return pt_pool_create(REQ_POOL_BLOCK);
+}
+
+void pt_worker_pool_put(pt_worker_t *w, pt_pool_t *pool)
+{
+    pt_pool_reset(pool);
+    pool_node_t *n = w->nfree_pools < MAX_FREE_POOLS ? malloc(sizeof(*n)) : NULL;
+    if (!n) {
+        pt_pool_destroy(pool);
+        return;
+    }
+    n->pool = pool;
+    n->next = w->free_pools;
+    w->free_pools = n;
+    w->nfree_pools++;
+}
+
+static void worker_caches_free(pt_worker_t *w)
+{
+    while (w->free_bufs) {
+        free_node_t *n = w->free_bufs;
+        w->free_bufs = n->next;
+        free(n);
+    }
+    while (w->free_pools) {
+        pool_node_t *n = w->free_pools;
+        w->free_pools = n->next;
+        pt_pool_destroy(n->pool);
+        free(n);
+    }
+}
+
+struct pt_worker_scratch *pt_worker_scratch(pt_worker_t *w)
+{
+    return (struct pt_worker_scratch *)w->priv->scratch;
+}
+
+/* ------------------------------------------------------------------ */
+/* worker listeners                                                    */
+/* ------------------------------------------------------------------ */
+
+static void on_listener(pt_io_t *io, unsigned events)
+{
+    pt_wlistener_t *l = io->data;
+    pt_unused(events);
+    pt_conn_accept_all(l->w, io->fd, &l->addr, l->proxy_protocol);
+}
+
+static void listeners_close_all(pt_worker_t *w)
+{
+    struct pt_worker_priv *p = w->priv;
+    while (p->listeners) {
+        pt_wlistener_t *l = p->listeners;
+        p->listeners = l->next;
+        pt_io_stop(w->loop, &l->io);
+        /* Shared sockets belong to the runtime; per-worker ones to us. */
+        if (!l->shared) close(l->io.fd);
+        free(l);
+    }
+}
+
+/* Makes the worker's listeners match the bound set for its snapshot. */
+static void listeners_sync(pt_worker_t *w, const bound_t *bounds, size_t nbounds)
+{
+    struct pt_worker_priv *p = w->priv;
+    pt_wlistener_t **pp = &p->listeners;
+    /* Drop the ones whose fd is no longer in the set. */
+    while (*pp) {
+        pt_wlistener_t *l = *pp;
+        bool keep = false;
+        for (size_t i = 0; i < nbounds && !keep; i++) {
+            const bound_t *b = &bounds[i];
+            int fd = b->reuseport ? b->fds[w->id] : b->fds[0];
+            keep = b->used && fd == l->io.fd;
+            if (keep) l->proxy_protocol = b->proxy_protocol;
+        }
+        if (keep) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        pt_io_stop(w->loop, &l->io);
+        free(l);
+    }
+    for (size_t i = 0; i < nbounds; i++) {
+        const bound_t *b = &bounds[i];
+        if (!b->used) continue;
+        int fd = b->reuseport ? b->fds[w->id] : b->fds[0];
+        bool have = false;
+        for (pt_wlistener_t *l = p->listeners; l && !have; l = l->next) have = l->io.fd == fd;
+        if (have) continue;
+        pt_wlistener_t *l = calloc(1, sizeof(*l));
+        if (!l) {
+            pt_log_error("worker %d: out of memory adding a listener", w->id);
+            continue;
+        }
+        l->io.fd = fd;
+        l->io.cb = on_listener;
+        l->io.data = l;
+        l->w = w;
+        l->addr = b->addr;
+        l->proxy_protocol = b->proxy_protocol;
+        l->shared = true; /* fds are closed by the runtime */
+        if (pt_io_start_read(w->loop, &l->io) < 0) {
+            pt_log_error("worker %d: cannot watch a listener: %s", w->id, strerror(errno));
+            free(l);
+            continue;
+        }
+        l->next = p->listeners;
+        p->listeners = l;
+        /* Connections may already wait in the queue: no edge will come for them. */
+        pt_conn_accept_all(w, fd, &l->addr, l->proxy_protocol);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* worker threads                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct adopt_msg {
+    pt_worker_t *w;
+    pt_snapshot_t *snap;
+    pt_runtime_t *rt;
+} adopt_msg_t;
+
+static void worker_adopt(void *arg)
+{
+    adopt_msg_t *m = arg;
+    pt_worker_t *w = m->w;
+    pt_snapshot_t *old = w->snap;
+    w->snap = m->snap; /* the message's reference moves to the worker */
+    listeners_sync(w, m->rt->bounds, m->rt->nbounds);
+    pt_snapshot_unref(old);
+    free(m);
+}
+
+static void worker_maybe_exit(pt_worker_t *w)
+{
+    if (w->draining && w->nconns == 0) pt_loop_stop(w->loop);
+}
+
+static void on_tick(pt_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    if (w->priv->alog) pt_alog_flush(w->priv->alog);
+    worker_maybe_exit(w);
+    pt_timer_start(w->loop, t, w->draining ? 50 : 1000);
+}
+
+static void on_drain_timeout(pt_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    pt_log_warn("worker %d: shutdown timeout, closing %llu connections", w->id,
+                (unsigned long long)w->nconns);
+    pt_conn_close_all(w);
+    pt_loop_stop(w->loop);
+}
+
+static void worker_drain(void *arg)
+{
+    pt_worker_t *w = arg;
+    if (w->draining) return;
+    w->draining = true;
+    listeners_close_all(w);
+    pt_conn_drain_all(w);
+    const pt_proxy_module_t *const *mods;
+    size_t nm = pt_proxy_modules(&mods);
+    for (size_t i = 0; i < nm; i++)
+        if (mods[i]->worker_drain) mods[i]->worker_drain(w);
+    pt_timer_start(w->loop, &w->priv->drain_timer, w->snap->main.shutdown_timeout);
+    pt_timer_start(w->loop, &w->priv->tick, 10);
+}
+
+static void worker_stop_now(void *arg)
+{
+    pt_worker_t *w = arg;
+    w->draining = true;
+    listeners_close_all(w);
+    pt_conn_close_all(w);
+    pt_loop_stop(w->loop);
+}
+
+static void *worker_main(void *arg)
+{
+    pt_worker_t *w = arg;
+    pt_runtime_t *rt = w->priv->rt;
+    pt_metrics_thread_attach(w->id + 1);
+    const pt_proxy_module_t *const *mods;
+    size_t nm = pt_proxy_modules(&mods);
+    for (size_t i = 0; i < nm; i++)
+        if (mods[i]->worker_init && mods[i]->worker_init(w) < 0)
+            pt_log_error("worker %d: module %s failed to start", w->id, mods[i]->name);
+    pt_timer_start(w->loop, &w->priv->tick, 1000);
+    int rc = pt_loop_run(w->loop);
+    if (rc < 0) pt_log(PT_LOG_CRIT, "worker %d: event loop failed: %s", w->id, strerror(-rc));
+    listeners_close_all(w);
+    pt_conn_close_all(w);
+    for (size_t i = 0; i < nm; i++)
+        if (mods[i]->worker_exit) mods[i]->worker_exit(w);
+    /* Run deferred frees queued by the closes above. */
+    pt_timer_stop(w->loop, &w->priv->tick);
+    pt_timer_stop(w->loop, &w->priv->drain_timer);
+    if (w->priv->alog) pt_alog_flush(w->priv->alog);
+    rt->workers_running--;
+    return NULL;
+}
+
+static pt_worker_t *worker_create(pt_runtime_t *rt, int id)
+{
+    pt_worker_t *w = calloc(1, sizeof(*w));
+    struct pt_worker_priv *p = calloc(1, sizeof(*p));
+    if (!w || !p) goto fail;
+    w->priv = p;
+    w->id = id;
+    w->loop = pt_loop_create();
+    p->scratch = calloc(1, sizeof(struct pt_worker_scratch));
+    if (!w->loop || !p->scratch) goto fail;
+    p->rt = rt;
+    p->m = &rt->metrics;
+    p->alog = pt_alog_create(rt->alog);
+    if (!p->alog) goto fail;
+    pt_timer_init(&p->tick, on_tick, w);
+    pt_timer_init(&p->drain_timer, on_drain_timeout, w);
+    if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
+        w->rng = pt_time_mono_us() * 2654435761u + (uint64_t)id + 1;
+    w->snap = pt_snapshot_ref(rt->snap);
+    listeners_sync(w, rt->bounds, rt->nbounds);
+    return w;
+fail:
+    if (w && w->loop) pt_loop_destroy(w->loop);
+    if (p) {
+        free(p->scratch);
+        free(p);
+    }
+    free(w);
+    return NULL;
+}
+
+static void worker_destroy(pt_worker_t *w)
+{
+    pt_loop_destroy(w->loop); /* runs the last deferred frees */
+    pt_alog_destroy(w->priv->alog);
+    pt_snapshot_unref(w->snap);
+    worker_caches_free(w);
+    free(w->priv->scratch);
+    free(w->priv);
+    free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* binding                                                             */
+/* ------------------------------------------------------------------ */
+
+static bound_t *bound_find(pt_runtime_t *rt, const pt_listen_conf_t *l)
+{
+    for (size_t i = 0; i < rt->nbounds; i++) {
+        bound_t *b = &rt->bounds[i];
+        if (pt_addr_equal(&b->addr, &l->addr) && b->reuseport == l->reuseport) return b;
+    }
+    return NULL;
+}
+
+static void bound_close(bound_t *b)
+{
+    for (int i = 0; i < b->nfds; i++)
+        if (b->fds[i] >= 0) close(b->fds[i]);
+    b->nfds = 0;
+}
+
+static int bound_open(pt_runtime_t *rt, bound_t *b, const pt_listen_conf_t *l)
+{
+    char name[64];
+    pt_addr_format(&l->addr, name, sizeof(name));
+    b->addr = l->addr;
+    b->reuseport = l->reuseport;
+    b->nfds = l->reuseport ? rt->nworkers : 1;
+    for (int i = 0; i < b->nfds; i++) b->fds[i] = -1;
+    for (int i = 0; i < b->nfds; i++) {
+        int fd = pt_socket_listen(&l->addr, l->backlog, l->reuseport);
+        if (fd < 0) {
+            pt_log_error("cannot listen on %s: %s", name, strerror(-fd));
+            fprintf(stderr, "portico: cannot listen on %s: %s\n", name, strerror(-fd));
+            bound_close(b);
+            return fd;
+        }
+        b->fds[i] = fd;
+    }
+    return 0;
+}
+
+/*
+ * Binds what snap needs, reusing sockets already bound. On failure nothing
+ * changes (new sockets are closed). On success, sockets no longer needed
+ * are marked unused (closed after the workers let go of them).
+ */
+static int bind_snapshot(pt_runtime_t *rt, const pt_snapshot_t *snap, bound_t **unused,
+                         size_t *nunused)
+{
+    size_t n = snap->listens.n;
+    bound_t *next = calloc(n ? n : 1, sizeof(*next));
+    if (!next) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const pt_listen_conf_t *l = pt_array_at(&snap->listens, pt_listen_conf_t, i);
+        bound_t *old = bound_find(rt, l);
+        if (old && old->used) {
+            next[i] = *old;
+            old->used = false; /* moved */
+        } else {
+            int rc = bound_open(rt, &next[i], l);
+            if (rc < 0) {
+                for (size_t j = 0; j < i; j++) {
+                    bound_t *o = NULL;
+                    for (size_t k = 0; k < rt->nbounds; k++)
+                        if (rt->bounds[k].nfds > 0 && rt->bounds[k].fds[0] == next[j].fds[0])
+                            o = &rt->bounds[k];
+                    if (o)
+                        o->used = true; /* give it back */
+                    else
+                        bound_close(&next[j]);
+                }
+                free(next);
+                return rc;
+            }
+        }
+        next[i].proxy_protocol = l->proxy_protocol;
+        next[i].used = true;
+    }
+    *unused = rt->bounds;
+    *nunused = rt->nbounds;
+    rt->bounds = next;
+    rt->nbounds = n;
+    return 0;
+}
+
+static void unused_close(bound_t *old, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (old[i].used) bound_close(&old[i]);
+    free(old);
+}
+
+/* ------------------------------------------------------------------ */
+/* control: reload, stop, signals                                      */
+/* ------------------------------------------------------------------ */
+
+static uint64_t generation_of(void *arg) { return ((pt_runtime_t *)arg)->generation; }
+
+typedef struct close_msg {
+    bound_t *old;
+    size_t n;
+    _Atomic int pending;
+} close_msg_t;
+
+static void reload(pt_runtime_t *rt)
+{
+    pt_conf_err_t err = {{0}};
+    pt_log_notice("reloading configuration %s", rt->snap->conf_path);
+    pt_snapshot_t *snap = pt_snapshot_load(rt->snap->conf_path, rt->generation + 1, &err);
+    if (!snap) {
+        pt_log_error("reload failed, keeping the running configuration:\n%s", err.msg);
+        return;
+    }
+    if (snap->main.workers != rt->nworkers)
+        pt_log_warn("reload: \"workers %d\" takes effect only after a restart (running %d)",
+                    snap->main.workers, rt->nworkers);
+    bound_t *old;
+    size_t nold;
+    int rc = bind_snapshot(rt, snap, &old, &nold);
+    if (rc < 0) {
+        pt_log_error("reload failed, keeping the running configuration: cannot bind");
+        pt_snapshot_unref(snap);
+        return;
+    }
+    if (pt_alog_writer_set_path(rt->alog, snap->main.access_log) < 0)
+        pt_log_error("cannot open access log %s", snap->main.access_log);
+    if (snap->main.error_log && pt_log_open(snap->main.error_log, snap->main.error_log_level) < 0)
+        pt_log_error("cannot open error log %s", snap->main.error_log);
+    rt->generation++;
+    pt_snapshot_t *prev = rt->snap;
+    rt->snap = snap;
+    for (int i = 0; i < rt->nworkers; i++) {
+        adopt_msg_t *m = malloc(sizeof(*m));
+        if (!m) continue;
+        *m = (adopt_msg_t){rt->workers[i], pt_snapshot_ref(snap), rt};
+        if (pt_loop_post(rt->workers[i]->loop, worker_adopt, m) < 0) {
+            pt_snapshot_unref(m->snap);
+            free(m);
+        }
+    }
+    pt_snapshot_unref(prev);
+    /*
+     * Workers stop watching removed sockets when they adopt; give them a
+     * moment before closing (a closed fd number could be reused while a
+     * worker still has it registered).
+     */
+    usleep(100 * 1000);
+    unused_close(old, nold);
+    pt_log_notice("configuration generation %llu is live", (unsigned long long)rt->generation);
+}
+
+static void stop_workers(pt_runtime_t *rt, bool graceful)
+{
+    for (int i = 0; i < rt->nworkers; i++)
+        pt_loop_post(rt->workers[i]->loop, graceful ? worker_drain : worker_stop_now,
+                     rt->workers[i]);
+}
+
+static void on_signal(pt_io_t *io, unsigned events)
+{
+    pt_runtime_t *rt = io->data;
+    struct signalfd_siginfo si;
+    pt_unused(events);
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGHUP:
+            if (!rt->stopping) reload(rt);
+            break;
+        case SIGUSR1:
+            pt_log_notice("reopening logs");
+            pt_log_reopen();
+            pt_alog_writer_reopen(rt->alog);
+            break;
+        case SIGTERM:
+            if (!rt->stopping) pt_log_notice("SIGTERM: graceful shutdown");
+            rt->stopping = true;
+            stop_workers(rt, true);
+            break;
+        case SIGQUIT:
+        case SIGINT:
+            pt_log_notice("%s: immediate shutdown", si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT");
+            rt->stopping = true;
+            stop_workers(rt, false);
+            break;
+        default:
+            break;
+        }
+    }
+    io->readable = false;
+}
+
+static void on_control_tick(pt_timer_t *t)
+{
+    pt_runtime_t *rt = t->data;
+    if (rt->workers_running == 0) {
+        pt_loop_stop(rt->loop);
+        return;
+    }
+    pt_timer_start(rt->loop, t, 20);
+}
+
+/* ------------------------------------------------------------------ */
+/* process set-up                                                      */
+/* ------------------------------------------------------------------ */
+
+static int write_pid(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -errno;
+    }
+    return 0;
+}
+
+static int drop_privileges(const pt_main_conf_t *m)
+{
+    if (!m->user) return 0;
+    if (geteuid() != 0) {
+        pt_log_warn("\"user %s\" ignored: not running as root", m->user);
+        return 0;
+    }
+    struct passwd *pw = getpwnam(m->user);
+    if (!pw) return -ENOENT;
+    gid_t gid = pw->pw_gid;
+    if (m->group) {
+        struct group *gr = getgrnam(m->group);
+        if (!gr) return -ENOENT;
+        gid = gr->gr_gid;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) return -errno;
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid > 0) _exit(0);
+    if (setsid() < 0) return -errno;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        if (fd > 2) close(fd);
+    }
+    return 0;
+}
+
+static void register_metrics(pt_proxy_metrics_t *m)
+{
+    static const char *const classes[6] = {"class=\"aborted\"", "class=\"1xx\"", "class=\"2xx\"",
+                                           "class=\"3xx\"",     "class=\"4xx\"", "class=\"5xx\""};
+    static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                     0.25,  0.5,   1,    2.5,   5,    10};
+    m->conns_total = pt_metric_counter("portico_connections_total",
+                                       "Client connections accepted.", "");
+    m->conns_active = pt_metric_gauge("portico_connections_active", "Client connections open.", "");
+    for (int i = 0; i < 6; i++)
+        m->requests_by_class[i] = pt_metric_counter("portico_requests_total",
+                                                    "Requests by response status class.",
+                                                    classes[i]);
+    m->request_duration = pt_metric_histogram("portico_request_duration_seconds",
+                                              "Time from request head to the end of the response.",
+                                              "", buckets, pt_countof(buckets));
+    m->bytes_sent = pt_metric_counter("portico_response_bytes_total",
+                                      "Bytes sent to clients (heads and bodies).", "");
+}
+
+static void raise_nofile(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t need = (rlim_t)want + 64;
+    if (rl.rlim_cur >= need) return;
+    rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < need)
+        pt_log_warn("open file limit %llu is below worker_connections x workers; raise ulimit -n",
+                    (unsigned long long)rl.rlim_cur);
+}
+
+static int start_workers(pt_runtime_t *rt)
+{
+    for (int i = 0; i < rt->nworkers; i++) {
+        rt->workers[i] = worker_create(rt, i);
+        if (!rt->workers[i]) return -ENOMEM;
+    }
+    rt->workers_running = rt->nworkers;
+    for (int i = 0; i < rt->nworkers; i++) {
+        int rc = pthread_create(&rt->threads[i], NULL, worker_main, rt->workers[i]);
+        if (rc != 0) {
+            rt->workers_running -= rt->nworkers - i;
+            rt->nworkers = i;
+            return -rc;
+        }
+    }
+    return 0;
+}
+
+static int control_setup(pt_runtime_t *rt, sigset_t *mask)
+{
+    rt->loop = pt_loop_create();
+    if (!rt->loop) return -ENOMEM;
+    rt->sig_io.fd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (rt->sig_io.fd < 0) return -errno;
+    rt->sig_io.cb = on_signal;
+    rt->sig_io.data = rt;
+    return pt_io_start_read(rt->loop, &rt->sig_io);
+}
+
+static int admin_setup(pt_runtime_t *rt)
+{
+    if (!rt->snap->main.admin_listen) return 0;
+    pt_admin_status_t st = {rt->start_wall_ms, rt->nworkers, generation_of, rt};
+    rt->admin = pt_admin_create(&st);
+    if (!rt->admin) return -ENOMEM;
+    return pt_admin_start(rt->admin, rt->loop, rt->snap->main.admin_listen);
+}
+
+static void runtime_teardown(pt_runtime_t *rt)
+{
+    for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->threads[i], NULL);
+    for (int i = 0; i < rt->nworkers; i++) worker_destroy(rt->workers[i]);
+    if (rt->admin) pt_admin_destroy(rt->admin);
+    for (size_t i = 0; i < rt->nbounds; i++) bound_close(&rt->bounds[i]);
+    free(rt->bounds);
+    if (rt->alog) pt_alog_writer_destroy(rt->alog);
+    if (rt->sig_io.fd > 0) close(rt->sig_io.fd);
+    if (rt->loop) pt_loop_destroy(rt->loop);
+    if (rt->pid_written) unlink(rt->pid_written);
+    pt_snapshot_unref(rt->snap);
+}
+
+int pt_proxy_run(const pt_run_opts_t *opts)
+{
+    pt_runtime_t *rt = calloc(1, sizeof(*rt));
+    if (!rt) return 1;
+    pt_conf_err_t err = {{0}};
+    rt->start_wall_ms = pt_time_wall_ms();
+    rt->generation = 1;
+    rt->snap = pt_snapshot_load(opts->conf_path, 1, &err);
+    if (!rt->snap) {
+        fprintf(stderr, "%s\n", err.msg);
+        free(rt);
+        return 1;
+    }
+    const pt_main_conf_t *m = &rt->snap->main;
+    rt->nworkers = m->workers;
+    if (pt_log_open(m->error_log, m->error_log_level) < 0)
+        fprintf(stderr, "portico: cannot open error log %s: %s\n", m->error_log, strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    if (opts->daemonize && daemonize() < 0) {
+        fprintf(stderr, "portico: cannot daemonize: %s\n", strerror(errno));
+        goto fail;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    int sigs[] = {SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1};
+    for (size_t i = 0; i < pt_countof(sigs); i++) sigaddset(&mask, sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL); /* threads inherit the mask */
+    raise_nofile(m->worker_connections * m->workers);
+    register_metrics(&rt->metrics);
+    pt_metrics_thread_attach(0);
+    rt->alog = pt_alog_writer_create();
+    if (!rt->alog || pt_alog_writer_set_path(rt->alog, m->access_log) < 0) {
+        pt_log_error("cannot open access log %s", m->access_log ? m->access_log : "");
+        goto fail;
+    }
+    bound_t *none;
+    size_t nnone;
+    if (bind_snapshot(rt, rt->snap, &none, &nnone) < 0) goto fail;
+    free(none);
+    if (control_setup(rt, &mask) < 0 || admin_setup(rt) < 0) goto fail;
+    if (drop_privileges(m) < 0) {
+        pt_log_error("cannot switch to user %s: %s", m->user, strerror(errno));
+        goto fail;
+    }
+    if (m->pid_path) {
+        if (write_pid(m->pid_path) < 0) {
+            pt_log_error("cannot write pid file %s: %s", m->pid_path, strerror(errno));
+            goto fail;
+        }
+        rt->pid_written = m->pid_path;
+    }
+    if (start_workers(rt) < 0) {
+        pt_log_error("cannot start workers");
+        rt->stopping = true;
+        stop_workers(rt, false);
+        goto fail;
+    }
+    pt_log_notice("portico %s started: %d workers, configuration %s", PT_VERSION, rt->nworkers,
+                  rt->snap->conf_path);
+    pt_timer_t tick;
+    pt_timer_init(&tick, on_control_tick, rt);
+    pt_timer_start(rt->loop, &tick, 20);
+    pt_loop_run(rt->loop);
+    pt_timer_stop(rt->loop, &tick);
+    runtime_teardown(rt);
+    pt_log_notice("portico stopped");
+    free(rt);
+    return 0;
+fail:
+    runtime_teardown(rt);
+    free(rt);
+    return 1;
+}
