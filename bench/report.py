@@ -193,9 +193,20 @@ def chart(result, path):
              "RSS per idle keep-alive connection", "bytes", "{:.0f}")):
         data = result.get(section, {})
         ps = [p for p in proxies if data.get(p, {}).get(key) is not None]
-        vals = {(p, section): data[p][key] for p in ps}
-        _bars(ax, [section], ps, vals, title, unit, fmt)
-        ax.set_xticks([])
+        ys = [data[p][key] for p in ps]
+        bars = ax.bar(range(len(ps)), ys, 0.6,
+                      color=[PROXY_COLORS.get(p) for p in ps])
+        for b, y in zip(bars, ys):
+            ax.annotate(fmt.format(y), (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(range(len(ps)))
+        ax.set_xticklabels(ps, fontsize=8)
+        ax.set_xlim(-0.75, max(len(proxies), 1) - 0.25)
+        ax.set_title(title + " (lower is better)", fontsize=10)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.margins(y=0.15)
         if not ps:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center",
                     transform=ax.transAxes)
@@ -205,7 +216,7 @@ def chart(result, path):
     m = result.get("machine", {})
     fig.suptitle(f"Portico vs nginx vs HAProxy — {result.get('started_at', '')} · "
                  f"{m.get('nproc')} CPUs · {result.get('config', {}).get('duration_s')} s × "
-                 f"{result.get('config', {}).get('rounds')} rounds (medians)", fontsize=11)
+                 f"{result.get('config', {}).get('rounds')} round(s) (medians)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -381,7 +381,13 @@ events {{ worker_connections {MAX_CONNS}; }}
 http {{
     access_log off;
     keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;
-    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+    keepalive_requests 1000000000;
+    upstream origin {{
+        server 127.0.0.1:{origin_port};
+        keepalive 64;
+        keepalive_requests 1000000000;
+        keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;
+    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://origin; }}
@@ -448,7 +454,7 @@ def version_of(kind, portico_bin=None):
     elif kind == "haproxy":
         argvs = [["haproxy", "-v"]]
     else:
-        argvs = [[portico_bin, "--version"], [portico_bin, "-v"], [portico_bin, "-V"]]
+        argvs = [[portico_bin, "-v"], [portico_bin, "--version"]]
     for argv in argvs:
         try:
             r = subprocess.run(argv, capture_output=True, timeout=3,

@@ -9,7 +9,7 @@
 
 #include "core/core.h"
 
-#define CONF_MAX_FILE_SIZE (16u * 1024u * 1024u) /* bytes per file or string */
+#define CONF_MAX_FILE_SIZE ((size_t)16 << 20) /* bytes per file or string */
 #define CONF_MAX_NESTING 64                        /* { } blocks, across includes */
 #define CONF_MAX_TOKENS 1024                       /* name + arguments of a directive */
 #define CONF_MAX_INCLUDE_DEPTH 16                  /* include inside include ... */

@@ -113,7 +113,7 @@ static void out_source_line(out_t *o, const conf_file_t *f, uint32_t line, uint3
     out_char(o, '\n');
     if (from > 0) out_str(o, "...");
     for (size_t i = from; i < to; i++)
-        out_char(o, is_control((unsigned char)s[i]) ? '?' : s[i]);
+        out_char(o, is_control((unsigned char)s[i]) ? (char)'?' : s[i]);
     if (to < len) out_str(o, "...");
 
     out_char(o, '\n');
@@ -227,7 +227,7 @@ static int file_error(parser_t *ps, const origin_t *at, const char *path, const 
 {
     char detail[128];
     if (rc == -EFBIG)
-        snprintf(detail, sizeof(detail), "file too large (max %u MiB)", CONF_MAX_FILE_SIZE >> 20);
+        snprintf(detail, sizeof(detail), "file too large (max %zu MiB)", CONF_MAX_FILE_SIZE >> 20);
     else
         snprintf(detail, sizeof(detail), "%s: %s", what, strerror(-rc));
     if (at != NULL)
@@ -274,7 +274,7 @@ static int read_all(pt_pool_t *pool, int fd, size_t hint, char **text, size_t *l
     for (;;) {
         if (n == cap) {
             if (cap > CONF_MAX_FILE_SIZE) return -EFBIG;
-            size_t ncap = pt_min(cap * 2, (size_t)CONF_MAX_FILE_SIZE + 1);
+            size_t ncap = pt_min(cap * 2, CONF_MAX_FILE_SIZE + 1);
             char *nbuf = pt_pool_alloc(pool, ncap + 1);
             if (nbuf == NULL) return -ENOMEM;
             memcpy(nbuf, buf, n);

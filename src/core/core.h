@@ -436,7 +436,8 @@ int pt_socket_connect(const pt_addr_t *a);
 bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
 #define pt_strcaseeq_lit(a, alen, lit) pt_strcaseeq((a), (alen), (lit), sizeof(lit) - 1)
 /* Appends a JSON string literal (with quotes, escaped) to buf; returns the
- * bytes written, or the bytes needed if it does not fit (like snprintf). */
+ * bytes written, or the bytes needed if it does not fit (like snprintf).
+ * Valid UTF-8 passes through; other bytes >= 0x80 become \u00XX. */
 size_t pt_json_escape(char *buf, size_t size, const char *s, size_t len);
 
 #endif /* PT_CORE_H */

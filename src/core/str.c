@@ -34,7 +34,9 @@ static size_t escape_byte(unsigned char c, char out[6])
     case '\t': out[0] = '\\'; out[1] = 't'; return 2;
     default: break;
     }
-    if (c < 0x20 || c == 0x7f) {
+    if (c < 0x20 || c >= 0x7f) {
+        /* Control bytes, and bytes >= 0x80 that are not part of valid UTF-8
+         * (see utf8_len), become \u00XX so the output is always valid JSON. */
         memcpy(out, "\\u00", 4);
         out[4] = hex[c >> 4];
         out[5] = hex[c & 0xf];
@@ -42,6 +44,35 @@ static size_t escape_byte(unsigned char c, char out[6])
     }
     out[0] = (char)c;
     return 1;
+}
+
+/* Length of a valid UTF-8 sequence (2..4) at s, or 0. */
+static size_t utf8_len(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
 }
 
 /*
@@ -65,7 +96,16 @@ size_t pt_json_escape(char *buf, size_t size, const char *s, size_t len)
             unit[0] = '"';
             n = 1;
         } else {
-            n = escape_byte((unsigned char)s[i - 1], unit);
+            size_t u = (unsigned char)s[i - 1] >= 0x80
+                           ? utf8_len((const unsigned char *)s + i - 1, len - (i - 1))
+                           : 0;
+            if (u > 0) {
+                memcpy(unit, s + i - 1, u);
+                n = u;
+                i += u - 1;
+            } else {
+                n = escape_byte((unsigned char)s[i - 1], unit);
+            }
         }
         if (!full && need + n <= cap) {
             memcpy(buf + need, unit, n);

@@ -8,11 +8,14 @@
  *      e.g. a TLS ClientHello on a plain port, fails at once instead of
  *      waiting for a blank line that never comes;
  *   3. find the blank line that ends the head with memchr, starting from
- *      last_len - 3 on a repeated call (picohttpparser's trick);
+ *      last_len - 3 on a repeated call (picohttpparser's trick). In the
+ *      usual case, a whole head in one read, the buffer itself ends in a
+ *      blank line and no search is needed: the parse stops at the first
+ *      blank line wherever it is;
  *   4. if the head is incomplete, check the limits (so an oversized head
  *      never returns PT_AGAIN forever) and return PT_AGAIN;
- *   5. otherwise check the limits, then parse the head once. Every line is
- *      known to end in LF before the head's end, which serves as a
+ *   5. otherwise check the limits, then parse the head once. The bytes
+ *      parsed are known to end in a blank line, whose LF serves as a
  *      sentinel: the inner loops need no bounds checks.
  * The verdict depends only on the bytes, never on how they were split
  * across calls: limits are checked before syntax both when the head is
@@ -77,6 +80,60 @@ static bool ci_eq(const char *a, const char *lit, size_t n)
     return true;
 }
 
+/*
+ * Word-at-a-time scanning (portable SWAR, no SSE). For each byte with
+ * the high bit clear (obs-text, >= 0x80, is always allowed), adding
+ * 0x80 - lo sets bit 7 iff the byte is >= lo, and adding 1 sets it iff
+ * the byte is DEL; neither addition carries into the next byte.
+ * Nonzero when one of the 8 bytes is below lo (lo <= 0x80) or is DEL.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t ctl_or_below(uint64_t x, unsigned lo)
+{
+    uint64_t low7 = x & ~HIGHS;
+    uint64_t ge_lo = low7 + ONES * (0x80 - lo);
+    uint64_t is_del = low7 + ONES;
+    return ~x & (~ge_lo | is_del) & HIGHS;
+}
+
+/*
+ * Skips bytes of class mask. Unrolled; reading ahead is safe because the
+ * head ends in LF, which is in no class used here.
+ */
+static inline const unsigned char *skip_run(const unsigned char *p, unsigned mask)
+{
+    for (;; p += 4) {
+        if (!has(p[0], mask)) return p;
+        if (!has(p[1], mask)) return p + 1;
+        if (!has(p[2], mask)) return p + 2;
+        if (!has(p[3], mask)) return p + 3;
+    }
+}
+
+static inline uint64_t load64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Skips bytes of class mask, 8 at a time while none is below lo or DEL; never reads past end. */
+static inline const unsigned char *skip_class(const unsigned char *p, const unsigned char *end,
+                                              unsigned lo, unsigned mask)
+{
+    while (end - p >= 16 && ctl_or_below(load64(p), lo) == 0) {
+        if (ctl_or_below(load64(p + 8), lo) != 0) {
+            p += 8;
+            break;
+        }
+        p += 16;
+    }
+    if (end - p >= 8 && ctl_or_below(load64(p), lo) == 0) p += 8;
+    return skip_run(p, mask);
+}
+
 #define CI_IS(s, n, lit) ((n) == sizeof(lit) - 1 && ci_eq((s), (lit), sizeof(lit) - 1))
 
 /* What the header fields say about framing and the connection. */
@@ -120,7 +177,7 @@ bool pt_http_next_token(const char *v, size_t len, size_t *pos, const char **tok
     return true;
 }
 
-static bool ci_eq2(const char *a, size_t alen, const char *b, size_t blen)
+static bool ci_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) return false;
     for (size_t i = 0; i < alen; i++) {
@@ -136,7 +193,7 @@ bool pt_http_list_has(const char *v, size_t len, const char *token, size_t token
     size_t tl;
 
     while (pt_http_next_token(v, len, &pos, &t, &tl)) {
-        if (ci_eq2(t, tl, token, token_len)) return true;
+        if (ci_equal(t, tl, token, token_len)) return true;
     }
     return false;
 }
@@ -145,7 +202,7 @@ const pt_http_hdr_t *pt_http_find(const pt_http_hdr_t *h, size_t n, const char *
                                   size_t name_len)
 {
     for (size_t i = 0; i < n; i++) {
-        if (ci_eq2(h[i].name, h[i].name_len, name, name_len)) return &h[i];
+        if (ci_equal(h[i].name, h[i].name_len, name, name_len)) return &h[i];
     }
     return NULL;
 }
@@ -285,9 +342,19 @@ static int early_response_check(const char *buf, size_t len, size_t skip)
     return memcmp(buf + skip, "HTTP/", n) == 0 ? 0 : -400;
 }
 
+/* buf[0..len) ends in a blank line after the first byte of the start line. */
+static bool ends_in_blank_line(const char *buf, size_t len, size_t skip)
+{
+    /* buf[skip] is not LF, so an LF found at or after it ends a line. */
+    if (len - skip < 3 || buf[len - 1] != '\n') return false;
+    return buf[len - 2] == '\n' || (buf[len - 2] == '\r' && buf[len - 3] == '\n');
+}
+
 /*
- * Steps 1 to 4. Returns the head length (> 0), PT_AGAIN, or a request
- * status (-400, -414, -431). *skip: bytes of leading empty lines.
+ * Steps 1 to 4. Returns PT_AGAIN, a request status (-400, -414, -431), or
+ * a length bound > 0: buf[0..bound) ends in a blank line, the first of
+ * which ends the head, and the limits hold for it. *skip: bytes of
+ * leading empty lines.
  */
 static int locate_head(const char *buf, size_t len, size_t last_len, bool request,
                        const pt_http_limits_t *lim, size_t *skip)
@@ -307,6 +374,9 @@ static int locate_head(const char *buf, size_t len, size_t last_len, bool reques
         if (rc < 0) return rc;
         from = *skip;
     }
+    if (from < len && len <= lim->max_head && len - *skip <= lim->max_line &&
+        len <= INT32_MAX && ends_in_blank_line(buf, len, *skip))
+        return (int)len; /* limits hold for any head inside: no search */
     if (last_len <= len && last_len > 3 && last_len - 3 > from) from = last_len - 3;
 
     size_t head_len = find_head_end(buf, from, len);
@@ -360,6 +430,10 @@ static void note_transfer_encoding(head_info_t *hi, const char *v, size_t n)
     size_t tl;
 
     hi->te_seen = true;
+    /* A field with no coding at all is refused: recipients that honour
+     * only the first TE field would disagree with us. */
+    if (!pt_http_next_token(v, n, &pos, &t, &tl)) hi->te_bad = true;
+    pos = 0;
     while (pt_http_next_token(v, n, &pos, &t, &tl)) {
         bool chunked = CI_IS(t, tl, "chunked");
         if (!chunked && !valid_coding(t, tl)) hi->te_bad = true;
@@ -472,18 +546,20 @@ static inline const unsigned char *eat_eol(const unsigned char *p)
 }
 
 /*
- * Parses header lines from p up to and including the blank line, which
- * must end exactly at end. Returns 0, -400 or -431 (too many fields).
+ * Parses header lines from p up to and including the first blank line,
+ * which is at or before end; *head_end: just past it. Returns 0, -400 or
+ * -431 (too many fields).
  */
 static int parse_fields(const unsigned char *p, const unsigned char *end, pt_http_hdr_t *hdrs,
-                        size_t max, size_t *nout, head_info_t *hi, bool request)
+                        size_t max, size_t *nout, head_info_t *hi, bool request,
+                        const unsigned char **head_end)
 {
     size_t n = 0;
 
     while (*p != '\r' && *p != '\n') {
         if (n == max) return -431;
         const unsigned char *name = p;
-        while (has(*p, C_TCHAR)) p++;
+        p = skip_run(p, C_TCHAR);
         /* Also rejects obs-fold (line starting with SP/HTAB) and "name :". */
         if (p == name || *p != ':') return -400;
         pt_http_hdr_t *h = &hdrs[n++];
@@ -492,7 +568,7 @@ static int parse_fields(const unsigned char *p, const unsigned char *end, pt_htt
         p++;
         while (*p == ' ' || *p == '\t') p++;
         const unsigned char *v = p;
-        while (has(*p, C_VALUE)) p++;
+        p = skip_class(p, end, 0x20, C_VALUE); /* HTAB takes the byte loop */
         const unsigned char *ve = p;
         p = eat_eol(p); /* NUL, other CTLs and bare CR all fail here */
         if (p == NULL) return -400;
@@ -502,10 +578,9 @@ static int parse_fields(const unsigned char *p, const unsigned char *end, pt_htt
         note_field(hi, h, request);
     }
     p = eat_eol(p);
-    /* The head ends at the first blank line, so p == end unless the
-     * caller passed a wrong last_len. */
-    if (p != end) return -400;
+    if (p == NULL) return -400;
     *nout = n;
+    *head_end = p;
     return 0;
 }
 
@@ -589,7 +664,7 @@ static const unsigned char *parse_request_line(const unsigned char *p, const uns
     req->method_id = pt_http_method_id(req->method, req->method_len);
 
     const unsigned char *t = ++p;
-    while (has(*p, C_TARGET)) p++;
+    p = skip_class(p, end, 0x21, C_TARGET);
     if (p == t || *p != ' ') return NULL;
     req->target = (const char *)t;
     req->target_len = (size_t)(p - t);
@@ -642,11 +717,11 @@ int pt_http_parse_request(const char *buf, size_t len, size_t last_len, pt_http_
                           const pt_http_limits_t *lim)
 {
     size_t skip;
-    int head_len = locate_head(buf, len, last_len, true, lim, &skip);
-    if (head_len <= 0) return head_len;
+    int bound = locate_head(buf, len, last_len, true, lim, &skip);
+    if (bound <= 0) return bound;
 
     const unsigned char *p = (const unsigned char *)buf + skip;
-    const unsigned char *end = (const unsigned char *)buf + head_len;
+    const unsigned char *end = (const unsigned char *)buf + bound;
     head_info_t hi = {.cl = -1};
     int rc;
 
@@ -658,12 +733,12 @@ int pt_http_parse_request(const char *buf, size_t len, size_t last_len, pt_http_
     req->head_len = 0;
     p = parse_request_line(p, end, req, &rc);
     if (p == NULL) return rc;
-    rc = parse_fields(p, end, req->headers, lim->max_headers, &req->nheaders, &hi, true);
+    rc = parse_fields(p, end, req->headers, lim->max_headers, &req->nheaders, &hi, true, &p);
     if (rc < 0) return rc;
     rc = finish_request(req, &hi);
     if (rc < 0) return rc;
-    req->head_len = (size_t)head_len;
-    return head_len;
+    req->head_len = (size_t)(p - (const unsigned char *)buf);
+    return (int)req->head_len;
 }
 
 /* ---- responses ---- */
@@ -717,12 +792,12 @@ int pt_http_parse_response(const char *buf, size_t len, size_t last_len, pt_http
                            const pt_http_limits_t *lim)
 {
     size_t skip;
-    int head_len = locate_head(buf, len, last_len, false, lim, &skip);
-    if (head_len == PT_AGAIN) return PT_AGAIN;
-    if (head_len < 0) return -502;
+    int bound = locate_head(buf, len, last_len, false, lim, &skip);
+    if (bound == PT_AGAIN) return PT_AGAIN;
+    if (bound < 0) return -502;
 
     const unsigned char *p = (const unsigned char *)buf + skip;
-    const unsigned char *end = (const unsigned char *)buf + head_len;
+    const unsigned char *end = (const unsigned char *)buf + bound;
     head_info_t hi = {.cl = -1};
 
     resp->nheaders = 0;
@@ -731,9 +806,9 @@ int pt_http_parse_response(const char *buf, size_t len, size_t last_len, pt_http
     resp->head_len = 0;
     p = parse_status_line(p, end, resp);
     if (p == NULL) return -502;
-    if (parse_fields(p, end, resp->headers, lim->max_headers, &resp->nheaders, &hi, false) < 0)
+    if (parse_fields(p, end, resp->headers, lim->max_headers, &resp->nheaders, &hi, false, &p) < 0)
         return -502;
     if (finish_response(resp, &hi) < 0) return -502;
-    resp->head_len = (size_t)head_len;
-    return head_len;
+    resp->head_len = (size_t)(p - (const unsigned char *)buf);
+    return (int)resp->head_len;
 }

@@ -271,7 +271,7 @@ void pt_alog_request(pt_alog_t *al, pt_request_t *r)
         put_str(&l, ",\"user_agent\":", ua, ual);
         put_str(&l, ",\"referer\":", ref, refl);
         put_lit(&l, "}\n");
-        if (l.len <= l.cap) {
+        if (l.len < l.cap) {
             b->len += l.len;
             return;
         }

@@ -246,7 +246,9 @@ static void conn_read_head(pt_conn_t *c)
             }
         }
         if (!c->io.readable) {
-            conn_arm_idle(c);
+            /* The timer keeps running from the first byte of the head:
+             * client_header_timeout bounds the whole head (slowloris). */
+            if (!pt_timer_armed(&c->timer)) conn_arm_idle(c);
             /* Nothing buffered: give the buffer back while idle. */
             if (c->rlen == c->rpos) conn_release_buf(c);
             return;

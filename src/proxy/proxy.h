@@ -230,10 +230,7 @@ struct pt_worker {
     uint64_t nconns;      /* open downstream connections */
     uint64_t nrequests;   /* active requests */
     void *mod[PT_MOD_MAX];
-    /* buffer free lists */
-    void *free_bufs;
-    size_t free_buf_size;
-    size_t nfree_bufs;
+    /* request pool free list (buffers: see the worker's private part) */
     void *free_pools;
     size_t nfree_pools;
     uint64_t rng; /* xorshift state for request ids */
@@ -322,6 +319,7 @@ struct pt_request {
     size_t head_len;     /* response head bytes */
     size_t body_pending; /* bytes returned by pt_req_read_body not yet consumed */
     bool chunked_done;
+    bool aborted;        /* ended by the client side (gone, timeout) */
 };
 
 /*
@@ -341,6 +339,9 @@ void pt_req_error(pt_request_t *r, int status, bool close);
  * Returns 0 or -ENOMEM.
  */
 int pt_req_send_head(pt_request_t *r, const pt_response_t *resp);
+/* Drops a queued response head if none of it was written yet, so the
+ * request can still be answered with an error. No-op otherwise. */
+void pt_req_unsend_head(pt_request_t *r);
 /*
  * Queues body bytes (referenced, not copied: keep them alive and unchanged
  * until the queue drains) and tries to write. last marks the end of the

@@ -82,6 +82,12 @@ typedef struct pt_proxy_metrics {
 
 typedef struct pt_alog pt_alog_t;
 
+struct pt_buf_class {
+    size_t size;
+    size_t n;
+    struct free_node *head;
+};
+
 typedef struct pt_wlistener {
     pt_io_t io;
     pt_addr_t addr;
@@ -100,6 +106,7 @@ struct pt_worker_priv {
     struct pt_runtime *rt;
     const struct pt_proxy_metrics *m;
     void *scratch; /* struct pt_worker_scratch */
+    struct pt_buf_class bufs[2];
 };
 
 /* ---- access log (accesslog.c) ---- */

@@ -360,6 +360,16 @@ int pt_req_send_head(pt_request_t *r, const pt_response_t *resp)
     return out_push(r, hw.p, hw.len, -1, 0);
 }
 
+void pt_req_unsend_head(pt_request_t *r)
+{
+    if (r->state != PT_REQ_BODY || r->bytes_sent > 0) return;
+    r->nout = 0;
+    r->state = PT_REQ_HEAD;
+    r->status = 0;
+    r->resp_chunked = false;
+    r->head_only = false;
+}
+
 static int push_chunk_framing(pt_request_t *r, size_t len, bool last)
 {
     if (len > 0) {
@@ -414,7 +424,7 @@ static void request_account(pt_request_t *r)
 {
     const pt_proxy_metrics_t *m = r->worker->priv->m;
     int cls = r->status / 100;
-    if (cls < 1 || cls > 5) cls = 0;
+    if (cls < 1 || cls > 5 || r->aborted) cls = 0;
     pt_metric_inc(m->requests_by_class[cls]);
     pt_metric_observe(m->request_duration, (double)(pt_time_mono_us() - r->start_us) / 1e6);
     pt_metric_add(m->bytes_sent, r->bytes_sent);
@@ -473,6 +483,7 @@ void pt_request_abort_internal(pt_request_t *r)
     r->state = PT_REQ_DONE;
     if (cb) cb(r);
     if (r->status == 0) r->status = 499; /* client went away first (nginx's code) */
+    r->aborted = true;
     request_end(r);
     r->conn->req = NULL;
 }

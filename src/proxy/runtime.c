@@ -54,6 +54,7 @@ typedef struct pt_runtime {
     pt_proxy_metrics_t metrics;
     uint64_t start_wall_ms;
     _Atomic int workers_running;
+    int nthreads; /* started */
     bool stopping;
     int exit_code;
     const char *pid_written;
@@ -67,16 +68,41 @@ typedef struct free_node {
     struct free_node *next;
 } free_node_t;
 
+
 #define MAX_FREE_BUFS 64
 #define MAX_FREE_POOLS 256
 #define REQ_POOL_BLOCK 8192
 
+/*
+ * Two size classes are in use at once (client head buffers and proxy
+ * buffers), so the cache keeps one free list per class; a class whose size
+ * a reload changed is emptied.
+ */
+static struct pt_buf_class *buf_class(pt_worker_t *w, size_t size, bool take)
+{
+    struct pt_buf_class *cls = w->priv->bufs;
+    for (int i = 0; i < 2; i++)
+        if (cls[i].size == size) return &cls[i];
+    if (take) return NULL;
+    /* Reuse the class holding fewer buffers. */
+    struct pt_buf_class *c = cls[0].n <= cls[1].n ? &cls[0] : &cls[1];
+    while (c->head) {
+        free_node_t *n = c->head;
+        c->head = n->next;
+        free(n);
+    }
+    c->n = 0;
+    c->size = size;
+    return c;
+}
+
 void *pt_worker_buf_get(pt_worker_t *w, size_t size)
 {
-    if (w->free_bufs && w->free_buf_size == size) {
-        free_node_t *n = w->free_bufs;
-        w->free_bufs = n->next;
-        w->nfree_bufs--;
+    struct pt_buf_class *c = buf_class(w, size, true);
+    if (c && c->head) {
+        free_node_t *n = c->head;
+        c->head = n->next;
+        c->n--;
         return n;
     }
     return malloc(size);
@@ -84,24 +110,15 @@ void *pt_worker_buf_get(pt_worker_t *w, size_t size)
 
 void pt_worker_buf_put(pt_worker_t *w, void *buf, size_t size)
 {
-    if (w->free_buf_size != size) {
-        /* A reload changed the size: drop the old cache. */
-        while (w->free_bufs) {
-            free_node_t *n = w->free_bufs;
-            w->free_bufs = n->next;
-            free(n);
-        }
-        w->nfree_bufs = 0;
-        w->free_buf_size = size;
-    }
-    if (w->nfree_bufs >= MAX_FREE_BUFS) {
+    struct pt_buf_class *c = buf_class(w, size, false);
+    if (c->n >= MAX_FREE_BUFS) {
         free(buf);
         return;
     }
     free_node_t *n = buf;
-    n->next = w->free_bufs;
-    w->free_bufs = n;
-    w->nfree_bufs++;
+    n->next = c->head;
+    c->head = n;
+    c->n++;
 }
 
 typedef struct pool_node {
@@ -138,10 +155,13 @@ void pt_worker_pool_put(pt_worker_t *w, pt_pool_t *pool)
 
 static void worker_caches_free(pt_worker_t *w)
 {
-    while (w->free_bufs) {
-        free_node_t *n = w->free_bufs;
-        w->free_bufs = n->next;
-        free(n);
+    for (int i = 0; i < 2; i++) {
+        struct pt_buf_class *c = &w->priv->bufs[i];
+        while (c->head) {
+            free_node_t *n = c->head;
+            c->head = n->next;
+            free(n);
+        }
     }
     while (w->free_pools) {
         pool_node_t *n = w->free_pools;
@@ -265,7 +285,7 @@ static void on_tick(pt_timer_t *t)
     pt_worker_t *w = t->data;
     if (w->priv->alog) pt_alog_flush(w->priv->alog);
     worker_maybe_exit(w);
-    pt_timer_start(w->loop, t, w->draining ? 50 : 1000);
+    pt_timer_start(w->loop, t, w->draining ? 50 : 250);
 }
 
 static void on_drain_timeout(pt_timer_t *t)
@@ -665,9 +685,9 @@ static int start_workers(pt_runtime_t *rt)
         int rc = pthread_create(&rt->threads[i], NULL, worker_main, rt->workers[i]);
         if (rc != 0) {
             rt->workers_running -= rt->nworkers - i;
-            rt->nworkers = i;
             return -rc;
         }
+        rt->nthreads++;
     }
     return 0;
 }
@@ -694,8 +714,9 @@ static int admin_setup(pt_runtime_t *rt)
 
 static void runtime_teardown(pt_runtime_t *rt)
 {
-    for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->threads[i], NULL);
-    for (int i = 0; i < rt->nworkers; i++) worker_destroy(rt->workers[i]);
+    for (int i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
+    for (int i = 0; i < rt->nworkers; i++)
+        if (rt->workers[i]) worker_destroy(rt->workers[i]);
     if (rt->admin) pt_admin_destroy(rt->admin);
     for (size_t i = 0; i < rt->nbounds; i++) bound_close(&rt->bounds[i]);
     free(rt->bounds);
@@ -760,7 +781,8 @@ int pt_proxy_run(const pt_run_opts_t *opts)
     if (start_workers(rt) < 0) {
         pt_log_error("cannot start workers");
         rt->stopping = true;
-        stop_workers(rt, false);
+        for (int i = 0; i < rt->nthreads; i++)
+            pt_loop_post(rt->workers[i]->loop, worker_stop_now, rt->workers[i]);
         goto fail;
     }
     pt_log_notice("portico %s started: %d workers, configuration %s", PT_VERSION, rt->nworkers,

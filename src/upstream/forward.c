@@ -113,6 +113,7 @@ static void fail(fwd_t *f, int status, const char *why)
                                          : "reading the response head",
                  (int)r->request_id_len, r->request_id, (int)r->h.method_len, r->h.method,
                  (int)r->h.path_len, r->h.path);
+    pt_req_unsend_head(r); /* a head queued but not written can still become an error */
     bool head_sent = r->state != PT_REQ_HEAD;
     fwd_cleanup(f, false);
     r->on_abort = NULL;
@@ -299,6 +300,11 @@ static void send_request(fwd_t *f)
     pt_request_t *r = f->r;
     for (;;) {
         int rc = send_pending(f);
+        if (f->state == F_CONNECT && f->head_sent > 0) {
+            /* Loopback connects complete at once: the first write tells. */
+            f->state = F_SEND;
+            r->upstream_connect_us = pt_time_mono_us() - f->t0;
+        }
         if (rc == PT_AGAIN) {
             arm(f);
             return;
@@ -328,7 +334,6 @@ static void send_request(fwd_t *f)
         }
     }
     f->state = F_WAIT_HEAD;
-    f->r->upstream_connect_us = f->r->upstream_connect_us ? f->r->upstream_connect_us : 0;
     arm(f);
     fwd_read_response(f);
 }
@@ -586,8 +591,8 @@ static void tunnel_close(fwd_t *f)
     pt_req_finish(r);
 }
 
-static bool pump(int from, int to, char *buf, size_t *len, size_t *pos, bool *eof, pt_io_t *fio,
-                 pt_io_t *tio)
+static bool pump(int from, int to, char *buf, size_t cap, size_t *len, size_t *pos, bool *eof,
+                 pt_io_t *fio, pt_io_t *tio)
 {
     for (;;) {
         if (*pos < *len) {
@@ -606,7 +611,7 @@ static bool pump(int from, int to, char *buf, size_t *len, size_t *pos, bool *eo
         *pos = *len = 0;
         if (*eof) return true;
         if (!fio->readable) return true;
-        ssize_t n = read(from, buf, TUNNEL_BUF);
+        ssize_t n = read(from, buf, cap);
         if (n < 0) {
             if (errno == EAGAIN) {
                 fio->readable = false;
@@ -630,8 +635,8 @@ static void tunnel_step(fwd_t *f)
     int cfd = pt_req_tunnel_fd(r);
     pt_io_t *cio = pt_req_client_io(r);
     pt_io_t *uio = &f->uc->io;
-    if (!pump(cfd, uio->fd, f->cbuf, &f->clen, &f->cpos, &f->c_eof, cio, uio) ||
-        !pump(uio->fd, cfd, f->buf, &f->len, &f->pos, &f->u_eof, uio, cio) ||
+    if (!pump(cfd, uio->fd, f->cbuf, TUNNEL_BUF, &f->clen, &f->cpos, &f->c_eof, cio, uio) ||
+        !pump(uio->fd, cfd, f->buf, f->bufsize, &f->len, &f->pos, &f->u_eof, uio, cio) ||
         (f->c_eof && f->u_eof)) {
         tunnel_close(f);
         return;

@@ -24,7 +24,8 @@
 static int set_values(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
 {
     (void)obj;
-    for (size_t i = 0; i <= n->nargs; i++) { /* one past the end on purpose */
+    /* Up to one past the last argument, on purpose; few: walks can be long. */
+    for (size_t i = 0; i <= n->nargs && i < 4; i++) {
         bool flag;
         long long ll;
         uint64_t u;
@@ -58,12 +59,18 @@ static const pt_conf_cmd_t fuzz_cmds[] = {
     {NULL, 0, 0, 0, false, NULL},
 };
 
-/* Recursion is bounded by the parser's nesting limit (64). */
-static void errors_everywhere(pt_conf_build_t *b, const pt_conf_node_t *n)
+/*
+ * Formats an error at up to *budget nodes and arguments (each one rescans
+ * the text for its line: unbounded, big inputs would crawl). Recursion is
+ * bounded by the parser's nesting limit (64).
+ */
+static void errors_everywhere(pt_conf_build_t *b, const pt_conf_node_t *n, int *budget)
 {
+    if (--*budget < 0) return;
     pt_conf_err_node(b, n, "node %s", n->name);
-    for (size_t i = 0; i < n->nargs; i++) pt_conf_err_arg(b, n, i, "arg %s", n->args[i].val);
-    for (size_t i = 0; i < n->nchildren; i++) errors_everywhere(b, &n->children[i]);
+    for (size_t i = 0; i < n->nargs && --*budget >= 0; i++)
+        pt_conf_err_arg(b, n, i, "arg %s", n->args[i].val);
+    for (size_t i = 0; i < n->nchildren; i++) errors_everywhere(b, &n->children[i], budget);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (doc == NULL) abort();
         pt_conf_build_t b = {.doc = doc, .err = &err, .pool = pool};
         pt_conf_walk(&b, pt_conf_root(doc), PT_CONF_MAIN, NULL);
-        errors_everywhere(&b, pt_conf_root(doc));
+        int budget = 256;
+        errors_everywhere(&b, pt_conf_root(doc), &budget);
     } else if (doc != NULL || rc != -EINVAL || strncmp(err.msg, "fuzz.conf:", 10) != 0) {
         abort(); /* syntax errors always come with a position */
     }

@@ -103,7 +103,7 @@ def parse_proxy_header(r):
         hdr = r.read_exact(16)
         ver_cmd, fam, length = hdr[12], hdr[13], struct.unpack("!H", hdr[14:16])[0]
         payload = r.read_exact(length)
-        info = {"version": 2, "command": ver_cmd & 0x0F, "family": fam, "raw": hdr + payload}
+        info = {"version": 2, "command": ver_cmd & 0x0F, "family": fam, "raw": (hdr + payload).hex()}
         if fam == 0x11 and length >= 12:
             info.update(proto="TCP4", src=socket.inet_ntop(socket.AF_INET, payload[0:4]),
                         dst=socket.inet_ntop(socket.AF_INET, payload[4:8]),

@@ -41,7 +41,7 @@ def test_version(run_portico_cli):
     res = run_portico_cli("-v")
     assert res.returncode == 0
     out = res.stdout + res.stderr
-    assert re.search(r"portico[/ ]v?\d+\.\d+", out), out
+    assert re.search(r"^portico\b.*\b\d+\.\d+\.\d+", out, re.M), out
 
 
 def test_t_good_config(run_portico_cli, tmp_path):

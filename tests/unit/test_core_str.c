@@ -47,7 +47,10 @@ static void test_json_escape(void **state)
     esc("nul\0x", 5, "\"nul\\u0000x\"");
     esc("\x7f", 1, "\"\\u007f\"");
     /* UTF-8 and other high bytes pass through unchanged. */
-    esc("caf\xc3\xa9 \xe2\x82\xac \xff", 11, "\"caf\xc3\xa9 \xe2\x82\xac \xff\"");
+    /* valid UTF-8 passes through; a stray byte becomes \u00XX (valid JSON) */
+    esc("caf\xc3\xa9 \xe2\x82\xac \xff", 11, "\"caf\xc3\xa9 \xe2\x82\xac \\u00ff\"");
+    esc("\xc3", 1, "\"\\u00c3\"");               /* truncated sequence */
+    esc("\xed\xa0\x80", 3, "\"\\u00ed\\u00a0\\u0080\""); /* surrogate */
     esc("/<>'", 4, "\"/<>'\"");
 }
 

@@ -72,6 +72,8 @@ static const chunk_case_t bad_cases[] = {
     {";a=b\r\n", -400, NULL, 0, 0},
     {"5\nhello\r\n0\r\n\r\n", -400, NULL, 0, 0},
     {"5\rhello\r\n0\r\n\r\n", -400, NULL, 0, 0},
+    {"5\rxhello\r\n0\r\n\r\n", -400, NULL, 0, 0},
+    {"5;a=b\rxhello\r\n0\r\n\r\n", -400, NULL, 0, 0},
     {"4000000000000001\r\n", -400, NULL, 0, 0},
     {"FFFFFFFFFFFFFFFF\r\n", -400, NULL, 0, 0},
     {"10000000000000000\r\n", -400, NULL, 0, 0},
@@ -105,6 +107,8 @@ static const chunk_case_t bad_cases[] = {
     /* last chunk, trailers */
     {"0\r\n\n", -400, NULL, 0, 0},
     {"0\r\n\rX", -400, NULL, 0, 0},
+    {"0\rx\r\n", -400, NULL, 0, 0},
+    {"0\r\nX: a\rx\r\n", -400, NULL, 0, 0},
     {"0\n\r\n", -400, NULL, 0, 0},
     {"0\r\nX: a\n\r\n", -400, NULL, 0, 0},
     {"0\r\nX: a\rb\r\n\r\n", -400, NULL, 0, 0},
