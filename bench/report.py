@@ -96,7 +96,7 @@ def markdown(result):
                 if med.get("errors"):
                     flag = f" ⚠{med['errors']} err"
                 if not med.get("runs_ok"):
-                    flag = " ⚠ failed"
+                    flag = " ⚠ failed" if med.get("runs_failed") else " (not run)"
                 lines.append(
                     f"| {p}{flag} | {cell['id']} | {_fmt(med.get('rps'), 0)} | "
                     f"{_ms(med.get('p50_us'))} | {_ms(med.get('p99_us'))} | "

@@ -214,9 +214,6 @@ def phase_load(a, res, tmp, origin, proxies, cpus):
         warn = _log_warnings(srv)
         if warn:
             res["notes"].append(f"{kind} logged during the load phase: {warn}")
-    for kind in load:
-        for cell in load[kind].values():
-            cell["median"] = report.summarize_cell(cell["runs"])
 
 
 def _log_warnings(srv):
@@ -284,6 +281,11 @@ def phase_tool(a, res, tmp, origin, proxies, cpus, tool):
 
 def write_outputs(res, out_dir):
     os.makedirs(out_dir, exist_ok=True)
+    # Medians here, not at the end of the load phase, so an interrupted run
+    # still reports the cells it finished.
+    for cells in res["load"].values():
+        for cell in cells.values():
+            cell["median"] = report.summarize_cell(cell["runs"])
     report.add_ratios(res)
     md = report.markdown(res)
     with open(os.path.join(out_dir, "latest.json.tmp"), "w") as f:

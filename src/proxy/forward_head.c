@@ -8,6 +8,10 @@
 
 static bool is_hop_by_hop(const char *n, size_t len)
 {
+    /* The names are 2 to 17 bytes long; most fields fail this cheap test. */
+    if (len < 2 || len > 17) return false;
+    char c = (char)(n[0] | 0x20);
+    if (c != 'c' && c != 'k' && c != 'p' && c != 't' && c != 'u') return false;
     return pt_strcaseeq_lit(n, len, "connection") || pt_strcaseeq_lit(n, len, "keep-alive") ||
            pt_strcaseeq_lit(n, len, "proxy-connection") || pt_strcaseeq_lit(n, len, "te") ||
            pt_strcaseeq_lit(n, len, "trailer") || pt_strcaseeq_lit(n, len, "transfer-encoding") ||
@@ -27,9 +31,10 @@ static bool listed_in_connection(const pt_http_hdr_t *h, size_t n, const char *n
 size_t pt_resp_strip_hop(pt_http_hdr_t *h, size_t n, bool keep_upgrade)
 {
     size_t out = 0;
+    bool has_conn = pt_http_find(h, n, "connection", 10) != NULL;
     for (size_t i = 0; i < n; i++) {
         bool drop = is_hop_by_hop(h[i].name, h[i].name_len) ||
-                    listed_in_connection(h, n, h[i].name, h[i].name_len);
+                    (has_conn && listed_in_connection(h, n, h[i].name, h[i].name_len));
         if (keep_upgrade && pt_strcaseeq_lit(h[i].name, h[i].name_len, "upgrade")) drop = false;
         if (!drop) h[out++] = h[i];
     }
@@ -101,10 +106,12 @@ char *pt_req_forward_head(pt_request_t *r, size_t *len)
     bool ok = buf_add(&b, h->method, h->method_len) && buf_lit(&b, " ") &&
               buf_add(&b, h->path, h->path_len) && buf_lit(&b, " HTTP/1.1\r\n");
     bool host_sent = false;
+    /* Most requests carry no Connection header: skip the per-field list scan. */
+    bool has_conn = pt_http_find(h->headers, h->nheaders, "connection", 10) != NULL;
     for (size_t i = 0; ok && i < h->nheaders; i++) {
         const pt_http_hdr_t *f = &h->headers[i];
         if (is_hop_by_hop(f->name, f->name_len) ||
-            listed_in_connection(h->headers, h->nheaders, f->name, f->name_len))
+            (has_conn && listed_in_connection(h->headers, h->nheaders, f->name, f->name_len)))
             continue;
         if (pt_strcaseeq_lit(f->name, f->name_len, "x-forwarded-for") ||
             pt_strcaseeq_lit(f->name, f->name_len, "forwarded") ||

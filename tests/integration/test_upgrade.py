@@ -10,10 +10,17 @@ UPGRADE_REQ = ("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection:
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-@pytest.fixture
-def srv(portico, origin, echo):
-    up = origin(origins.UpgradeOrigin)
-    p = portico("""
+@pytest.fixture(scope="module")
+def up_module():
+    o = origins.UpgradeOrigin()
+    yield o
+    o.stop()
+
+
+@pytest.fixture(scope="module")
+def srv(portico_module, up_module, echo_module):
+    up, echo = up_module, echo_module
+    p = portico_module("""
         upstream up { server <<up>>; }
         upstream echo { server <<echo>>; keepalive 4; }
         server {
@@ -88,7 +95,7 @@ def test_client_half_close_closes_tunnel(srv):
         assert c.is_closed(timeout=5)
 
 
-def test_upgrade_to_non_upgrading_origin_is_plain_http(srv, echo):
+def test_upgrade_to_non_upgrading_origin_is_plain_http(srv):
     with RawConn(srv.port) as c:
         c.send(UPGRADE_REQ.replace("/ws", "/plain/gen/4"))
         r = c.read_response()
