@@ -397,6 +397,9 @@ def main(argv):
         res["notes"].append(f"aborted: {e}")
         log(f"bench: aborted: {e}")
     finally:
+        # A second Ctrl-C must not cut the clean-up short (servers have timeouts).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         servers.stop_all()
         res["finished_at"] = datetime.datetime.now(
             datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
