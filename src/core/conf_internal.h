@@ -55,6 +55,9 @@ typedef struct {
     uint32_t errline, errcol;
 } conf_lex_t;
 
+/* The byte a backslash escape stands for, or 0 if the pair is kept. */
+char conf_unescape_byte(char c);
+
 /* Starts lexing text[0..len). text must stay alive while tokens are used. */
 void conf_lex_init(conf_lex_t *lx, const char *text, size_t len);
 /*

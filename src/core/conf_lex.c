@@ -191,7 +191,7 @@ int conf_lex_next(conf_lex_t *lx, conf_tok_t *tok)
 }
 
 /* The byte a backslash escape stands for, or 0 if the pair is kept. */
-static char unescape_byte(char c)
+char conf_unescape_byte(char c)
 {
     switch (c) {
     case '"':
@@ -222,7 +222,7 @@ char *conf_tok_value(pt_pool_t *pool, const conf_tok_t *tok, size_t *len)
     char *o = out;
     while (s < e) {
         if (*s == '\\' && s + 1 < e) {
-            char u = unescape_byte(s[1]);
+            char u = conf_unescape_byte(s[1]);
             if (u != 0) {
                 *o++ = u;
             } else {

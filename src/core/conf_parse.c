@@ -89,6 +89,35 @@ static bool find_line(const conf_file_t *f, uint32_t line, const char **start, s
     return true;
 }
 
+uint32_t pt_conf_arg_col(const pt_conf_doc_t *doc, const char *file, const pt_conf_arg_t *a,
+                         size_t offset)
+{
+    const conf_file_t *f = find_file(doc, file);
+    const char *line;
+    size_t len;
+    if (f == NULL || !find_line(f, a->line, &line, &len) || a->col == 0 || a->col > len + 1)
+        return a->col + (uint32_t)offset;
+    size_t raw = a->col - 1 + (a->quoted ? 1 : 0), done = 0;
+    /* Walk the source as the lexer unescaped it: "\\x" pairs that stand for
+     * one byte take two source columns. */
+    while (done < offset && raw < len) {
+        if (line[raw] == '\\' && raw + 1 < len) {
+            bool one = conf_unescape_byte(line[raw + 1]) != 0;
+            if (one || done + 1 == offset) {
+                raw += one ? 2 : 1;
+                done += 1;
+                continue;
+            }
+            raw += 2;
+            done += 2;
+            continue;
+        }
+        raw++;
+        done++;
+    }
+    return (uint32_t)raw + 1;
+}
+
 /*
  * Appends "\n<source line>\n<caret line>". The caret line repeats the tabs
  * of the source line so the caret lines up whatever the tab width, and

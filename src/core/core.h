@@ -269,6 +269,14 @@ int pt_conf_error_at(const pt_conf_doc_t *doc, pt_conf_err_t *err, const char *f
                      uint32_t line, uint32_t col, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/*
+ * The source column of byte `offset` of an argument's unescaped value
+ * (escapes such as \" take two source columns for one byte). For errors
+ * that point inside an argument (regexes, templates).
+ */
+uint32_t pt_conf_arg_col(const pt_conf_doc_t *doc, const char *file, const pt_conf_arg_t *a,
+                         size_t offset);
+
 /* ---- Directive tables: how modules plug directives in ---- */
 
 /* Contexts (bitmask). */
@@ -397,10 +405,24 @@ void pt_metrics_reset(void);
 /* Socket addresses and sockets                                        */
 /* ------------------------------------------------------------------ */
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
+/*
+ * Only IPv4 and IPv6 are used, so the storage is sized for sockaddr_in6
+ * (28 bytes) rather than sockaddr_storage (128): every connection holds
+ * a few of these, and idle-connection memory is a product metric.
+ * ss_family aliases the family field every sockaddr starts with.
+ */
+typedef union pt_sockaddr {
+    sa_family_t ss_family;
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+} pt_sockaddr_t;
+
 typedef struct pt_addr {
-    struct sockaddr_storage ss;
+    pt_sockaddr_t ss;
     socklen_t len;
 } pt_addr_t;
 

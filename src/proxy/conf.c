@@ -312,6 +312,7 @@ int pt_cidr_parse(const char *s, pt_cidr_t *out)
     if (slash) {
         char *end;
         *slash = '\0';
+        if (slash[1] < '0' || slash[1] > '9') return -EINVAL; /* no sign, no space */
         bits = strtol(slash + 1, &end, 10);
         if (*end || end == slash + 1) return -EINVAL;
     }
@@ -371,13 +372,9 @@ static int set_root(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
     if (!root) return -ENOMEM;
     size_t len = strlen(root);
     while (len > 1 && root[len - 1] == '/') len--;
+    /* root is a setting, as in nginx: it may sit beside proxy_pass or return. */
     s->static_conf.root = pt_pool_strndup(b->pool, root, len);
-    if (((obj_tag_t *)obj)->ctx == PT_CONF_LOCATION) {
-        pt_location_t *loc = ((loc_obj_t *)obj)->loc;
-        if (loc->action != PT_ACT_NONE && loc->action != PT_ACT_STATIC)
-            return pt_conf_err_node(b, n, "\"root\" conflicts with another action in this location");
-    }
-    return 0;
+    return s->static_conf.root ? 0 : -ENOMEM;
 }
 
 static int set_index(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
@@ -598,6 +595,7 @@ static int set_return(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
             return pt_conf_err_node(b, n, "redirect status %lld requires a URL", st);
     }
     loc->action = PT_ACT_RETURN;
+    if (tag->ctx == PT_CONF_SERVER) ((server_obj_t *)obj)->vh->server_return = true;
     if (n->nargs > textarg) {
         loc->has_return_text = true;
         return pt_tpl_compile(b, n, textarg, &loc->return_text);
@@ -684,8 +682,7 @@ void *pt_regex_compile(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi,
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
         const pt_conf_arg_t *a = &n->args[argi];
-        pt_conf_error_at(b->doc, b->err, n->file, a->line,
-                         a->col + (uint32_t)erroff + (a->quoted ? 1 : 0),
+        pt_conf_error_at(b->doc, b->err, n->file, a->line, pt_conf_arg_col(b->doc, n->file, a, erroff),
                          "invalid regular expression \"%s\": %s", a->val, (char *)msg);
         return NULL;
     }

@@ -157,6 +157,7 @@ struct pt_vhost {
     pt_array_t names;     /* const char *, lower case; "*.x" wildcard */
     pt_array_t locations; /* pt_location_t * in definition order */
     pt_location_t *root_loc; /* implicit "location /" when none matches */
+    bool server_return;      /* a server-level return answers every request (nginx) */
     pt_http_settings_t s;
 };
 

@@ -304,9 +304,13 @@ int pt_req_send_head(pt_request_t *r, const pt_response_t *resp)
         cap += resp->headers[i].name_len + resp->headers[i].value_len + 4;
     pt_array_t *adds = r->loc ? &r->loc->s.add_headers : NULL;
     size_t nadd = adds ? adds->n : 0;
-    char *vals[16];
-    size_t vlens[16];
-    if (nadd > 16) nadd = 16;
+    char **vals = NULL;
+    size_t *vlens = NULL;
+    if (nadd > 0) {
+        vals = pt_pool_alloc(r->pool, nadd * sizeof(*vals));
+        vlens = pt_pool_alloc(r->pool, nadd * sizeof(*vlens));
+        if (!vals || !vlens) return -ENOMEM;
+    }
     for (size_t i = 0; i < nadd; i++) {
         pt_header_op_t *op = pt_array_at(adds, pt_header_op_t, i);
         vals[i] = NULL;

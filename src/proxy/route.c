@@ -70,13 +70,19 @@ static bool name_matches(const char *name, const char *host, size_t hlen)
 static pt_vhost_t *find_vhost(const pt_listen_conf_t *lc, const char *host, size_t hlen)
 {
     pt_vhost_t *wild = NULL;
+    size_t wild_len = 0;
     for (size_t i = 0; host && i < lc->vhosts.n; i++) {
         pt_vhost_t *vh = *pt_array_at(&lc->vhosts, pt_vhost_t *, i);
         for (size_t j = 0; j < vh->names.n; j++) {
             const char *name = *pt_array_at(&vh->names, const char *, j);
             if (!name_matches(name, host, hlen)) continue;
             if (name[0] != '*') return vh; /* exact names win over wildcards */
-            if (!wild) wild = vh;
+            /* nginx: the longest matching wildcard wins */
+            size_t nl = strlen(name);
+            if (!wild || nl > wild_len) {
+                wild = vh;
+                wild_len = nl;
+            }
         }
     }
     return wild ? wild : lc->default_server;
@@ -142,5 +148,6 @@ void pt_route(pt_request_t *r, const pt_listen_conf_t *lc)
     const char *host = r->h.host;
     size_t hlen = host ? host_name_len(host, r->h.host_len) : 0;
     r->vhost = find_vhost(lc, host, hlen);
-    r->loc = find_location(r->vhost, &r->h);
+    /* A server-level return runs before location matching, as in nginx. */
+    r->loc = r->vhost->server_return ? r->vhost->root_loc : find_location(r->vhost, &r->h);
 }

@@ -69,8 +69,8 @@ typedef struct free_node {
 } free_node_t;
 
 
-#define MAX_FREE_BUFS 64
-#define MAX_FREE_POOLS 256
+#define MAX_FREE_BUFS 16
+#define MAX_FREE_POOLS 64
 #define REQ_POOL_BLOCK 8192
 
 /*

@@ -77,12 +77,12 @@ int pt_tpl_compile(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi, pt_
         while (end < a->len && is_var_char(a->val[end])) end++;
         if (end == start || (braced && (end >= a->len || a->val[end] != '}')))
             return pt_conf_error_at(b->doc, b->err, n->file, a->line,
-                                    a->col + (uint32_t)i + (a->quoted ? 1 : 0),
+                                    pt_conf_arg_col(b->doc, n->file, a, i),
                                     "invalid variable name in \"%s\"", a->val);
         pt_tpl_part_t p = {PT_VAR_LITERAL, NULL, 0};
         if (lookup_var(a->val + start, end - start, &p) < 0)
             return pt_conf_error_at(b->doc, b->err, n->file, a->line,
-                                    a->col + (uint32_t)i + (a->quoted ? 1 : 0),
+                                    pt_conf_arg_col(b->doc, n->file, a, i),
                                     "unknown variable \"$%.*s\"", (int)(end - start),
                                     a->val + start);
         if (push_part(b, &parts, p) < 0) return -ENOMEM;

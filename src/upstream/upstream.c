@@ -63,6 +63,11 @@ static int add_servers(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi,
         size_t hl = colon ? (size_t)(colon - spec) : strlen(spec);
         if (hl == 0 || hl >= sizeof(host))
             return pt_conf_err_arg(b, n, argi, "invalid server address \"%s\"", spec);
+        /* getaddrinfo takes "0", "" and 70000 (mod 65536): check it ourselves. */
+        char *pend;
+        long pv = strtol(port, &pend, 10);
+        if (port[0] < '0' || port[0] > '9' || *pend || pv < 1 || pv > 65535)
+            return pt_conf_err_arg(b, n, argi, "invalid port in \"%s\", expected 1..65535", spec);
         memcpy(host, spec, hl);
         host[hl] = '\0';
         struct addrinfo hints = {0}, *res = NULL, *ai;
@@ -73,6 +78,7 @@ static int add_servers(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi,
             return pt_conf_err_arg(b, n, argi, "host not found in \"%s\": %s", spec,
                                    gai_strerror(rc));
         for (ai = res; ai && naddrs < pt_countof(addrs); ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof(addrs[naddrs].ss)) continue; /* not IPv4/IPv6 */
             memcpy(&addrs[naddrs].ss, ai->ai_addr, ai->ai_addrlen);
             addrs[naddrs].len = ai->ai_addrlen;
             bool dup = false;

@@ -565,8 +565,6 @@ static void test_err_duplicate_action(void **state)
     (void)state;
     EXPECT_ERR(LOC("return 200;\nreturn 204;\n"), "6:1: duplicate action in this block");
     EXPECT_ERR(SRV("return 200;\nreturn http://x;\n"), "5:1: duplicate action in this block");
-    EXPECT_ERR(LOC("return 200;\nroot /srv;\n"),
-               "6:1: \"root\" conflicts with another action in this location");
     EXPECT_ERR(LOC("proxy_pass http://127.0.0.1:9;\nreturn 200;\n"),
                "6:1: duplicate action in this block");
     EXPECT_ERR(LOC("return 200;\nproxy_pass http://127.0.0.1:9;\n"),
@@ -1429,15 +1427,14 @@ static void test_cidr(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Known bugs: skipped unless PT_KNOWN_BUGS is set in the environment  */
+/* Regressions: bugs found in review, fixed                            */
 /* ------------------------------------------------------------------ */
 
 /* pt_cidr_parse() reads the prefix length with strtol: a sign is accepted
  * and a negative length means "no length" (/32). */
-static void test_bug_cidr_signed_prefix(void **state)
+static void test_regress_cidr_signed_prefix(void **state)
 {
     (void)state;
-    if (!getenv("PT_KNOWN_BUGS")) skip();
     pt_cidr_t c;
     assert_int_equal(pt_cidr_parse("1.2.3.4/-1", &c), -EINVAL);
     assert_int_equal(pt_cidr_parse("1.2.3.4/+8", &c), -EINVAL);
@@ -1446,10 +1443,9 @@ static void test_bug_cidr_signed_prefix(void **state)
 }
 
 /* nginx picks the longest matching "*." name; find_vhost() the first one. */
-static void test_bug_longest_wildcard(void **state)
+static void test_regress_longest_wildcard(void **state)
 {
     (void)state;
-    if (!getenv("PT_KNOWN_BUGS")) skip();
     pt_snapshot_t *s = LOAD_OK(HTTP("server {\n  listen 127.0.0.1:8080;\n"
                                     "  server_name *.example.com;\n  return 200;\n}\n"
                                     "server {\n  listen 127.0.0.1:8080;\n"
@@ -1463,16 +1459,31 @@ static void test_bug_longest_wildcard(void **state)
 
 /* Error columns add the offset in the unescaped value to the argument's
  * column: each escape before the error moves the caret one column left. */
-static void test_bug_regex_column_after_escape(void **state)
+static void test_regress_regex_column_after_escape(void **state)
 {
     (void)state;
-    if (!getenv("PT_KNOWN_BUGS")) skip();
     /* 'l' is column 1: the quote is column 12, the ')' column 17. */
     EXPECT_ERR(SRV("location ~ \"a\\\"b)\" {\n  return 200;\n}\n"),
                "4:17: invalid regular expression \"a\"b)\": unmatched closing parenthesis");
-    /* The '$' is column 21. */
+    /* The quote is column 16; \" \" take two columns each: the '$' is column 22. */
     EXPECT_ERR(HTTP("add_header X-A \"\\\"x\\\"$nope\";\n"),
-               "2:21: unknown variable \"$nope\"");
+               "2:22: unknown variable \"$nope\"");
+}
+
+/* nginx runs a server-level return before location matching. */
+static void test_regress_server_return_wins(void **state)
+{
+    (void)state;
+    pt_snapshot_t *s = LOAD_OK(HTTP("server {\n  listen 127.0.0.1:8080;\n"
+                                    "  return 301 https://example.com$request_uri;\n"
+                                    "  location /api/ { return 200; }\n}\n"));
+    const pt_vhost_t *vh;
+    const pt_location_t *loc = route(s, "127.0.0.1:8080", "x", "/api/v1", NULL, 0, &vh);
+    int status = loc->return_status;
+    bool is_root = loc == vh->root_loc;
+    pt_snapshot_unref(s);
+    assert_int_equal(status, 301);
+    assert_true(is_root);
 }
 
 int main(void)
@@ -1513,9 +1524,10 @@ int main(void)
         cmocka_unit_test(test_route_match_header),
         cmocka_unit_test(test_route_vhosts),
         cmocka_unit_test(test_cidr),
-        cmocka_unit_test(test_bug_cidr_signed_prefix),
-        cmocka_unit_test(test_bug_longest_wildcard),
-        cmocka_unit_test(test_bug_regex_column_after_escape),
+        cmocka_unit_test(test_regress_cidr_signed_prefix),
+        cmocka_unit_test(test_regress_longest_wildcard),
+        cmocka_unit_test(test_regress_regex_column_after_escape),
+        cmocka_unit_test(test_regress_server_return_wins),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -317,8 +317,6 @@ static void test_err_proxy_pass(void **state)
                "5:1: invalid number of arguments in \"proxy_pass\" directive");
     EXPECT_ERR(LOC("proxy_pass http://127.0.0.1:1;\nproxy_pass http://127.0.0.1:2;\n"),
                "6:1: duplicate action in this location");
-    EXPECT_ERR(LOC("proxy_pass http://127.0.0.1:1;\nroot /srv;\n"),
-               "6:1: \"root\" conflicts with another action in this location");
 }
 
 static void test_err_undefined_upstream(void **state)
@@ -524,16 +522,14 @@ static void test_localhost_resolves(void **state)
 }
 
 /*
- * Known bug (see the report): when "host:port" is not a numeric address,
+ * Regression (fixed): when "host:port" is not a numeric address,
  * add_servers() hands the port text to getaddrinfo(AI_NUMERICSERV), which
  * accepts 0, an empty port and values over 65535 (taken modulo 65536). A
  * numeric address with such a port (127.0.0.1:0) takes the same path.
- * Skipped unless PT_KNOWN_BUGS is set in the environment.
  */
-static void test_bug_server_port_range(void **state)
+static void test_regress_server_port_range(void **state)
 {
     (void)state;
-    if (!getenv("PT_KNOWN_BUGS")) skip();
     static const char *const bad[] = {
         UPS("  server localhost:0;\n"),
         UPS("  server localhost:99999;\n"),
@@ -557,14 +553,12 @@ static void test_bug_server_port_range(void **state)
 }
 
 /*
- * Known bug (see the report): "root" after "proxy_pass" in a location is
+ * Regression (fixed): "root" after "proxy_pass" in a location is
  * refused, the same two directives in the other order are accepted.
- * Skipped unless PT_KNOWN_BUGS is set in the environment.
  */
-static void test_bug_root_after_proxy_pass(void **state)
+static void test_regress_root_after_proxy_pass(void **state)
 {
     (void)state;
-    if (!getenv("PT_KNOWN_BUGS")) skip();
     pt_snapshot_t *s = LOAD_OK(LOC("root /srv;\nproxy_pass http://127.0.0.1:1;\n"));
     pt_snapshot_unref(s);
     s = LOAD_OK(LOC("proxy_pass http://127.0.0.1:1;\nroot /srv;\n"));
@@ -780,8 +774,8 @@ int main(void)
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_group_after_location),
         cmocka_unit_test(test_localhost_resolves),
-        cmocka_unit_test(test_bug_server_port_range),
-        cmocka_unit_test(test_bug_root_after_proxy_pass),
+        cmocka_unit_test(test_regress_server_port_range),
+        cmocka_unit_test(test_regress_root_after_proxy_pass),
         cmocka_unit_test(test_balance_smooth_wrr),
         cmocka_unit_test(test_balance_groups_independent),
         cmocka_unit_test(test_balance_single_server),
