@@ -146,7 +146,7 @@ class RawConn:
     def __init__(self, port, timeout=5.0, host="127.0.0.1"):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
-        self.buf = b""
+        self.buf = bytearray()
         self.eof = False
 
     def send(self, data):
@@ -169,23 +169,32 @@ class RawConn:
     def _fill(self):
         if self.eof:
             raise EOFError("connection closed")
-        data = self.sock.recv(65536)
+        data = self.sock.recv(262144)
         if not data:
             self.eof = True
             raise EOFError("connection closed")
+        if not isinstance(self.buf, bytearray):
+            self.buf = bytearray(self.buf)
         self.buf += data
 
     def _until(self, sep):
-        while sep not in self.buf:
+        start = 0
+        while True:
+            i = self.buf.find(sep, max(0, start - len(sep)))
+            if i >= 0:
+                break
+            start = len(self.buf)
             self._fill()
-        i = self.buf.index(sep) + len(sep)
-        out, self.buf = self.buf[:i], self.buf[i:]
+        i += len(sep)
+        out = bytes(self.buf[:i])
+        del self.buf[:i]
         return out
 
     def _exact(self, n):
         while len(self.buf) < n:
             self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
         return out
 
     def read_head(self):
@@ -217,7 +226,7 @@ class RawConn:
         te = r.header("transfer-encoding")
         cl = r.header("content-length")
         if te is not None and "chunked" in te.lower():
-            body = b""
+            body = bytearray()
             while True:
                 line = self._until(b"\r\n")
                 size = int(line.split(b";")[0].strip(), 16)
@@ -227,7 +236,7 @@ class RawConn:
                     break
                 body += self._exact(size)
                 assert self._exact(2) == b"\r\n", "bad chunk terminator"
-            r.body = body
+            r.body = bytes(body)
         elif cl is not None:
             r.body = self._exact(int(cl))
         else:
@@ -238,13 +247,13 @@ class RawConn:
         """Reads until EOF (or timeout: then returns what came)."""
         if timeout is not None:
             self.sock.settimeout(timeout)
-        out = self.buf
-        self.buf = b""
+        out = bytearray(self.buf)
+        self.buf = bytearray()
         if self.eof:
-            return out
+            return bytes(out)
         try:
             while True:
-                data = self.sock.recv(65536)
+                data = self.sock.recv(262144)
                 if not data:
                     self.eof = True
                     break
@@ -253,7 +262,7 @@ class RawConn:
             pass
         except ConnectionResetError:
             self.eof = True
-        return out
+        return bytes(out)
 
     def is_closed(self, timeout=2.0):
         """True if the peer closes (EOF or RST) within timeout with no more data."""
@@ -272,7 +281,7 @@ class RawConn:
         if not data:
             self.eof = True
             return True
-        self.buf += data
+        self.buf = bytearray(self.buf) + data
         return False
 
 

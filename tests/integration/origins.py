@@ -49,37 +49,44 @@ class Request:
 
 
 class ConnReader:
-    """Buffered reader over a socket."""
+    """Buffered reader over a socket (bytearray: big bodies stay linear)."""
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()
 
     def fill(self):
-        data = self.sock.recv(65536)
+        data = self.sock.recv(262144)
         if not data:
             raise EOFError
         self.buf += data
 
     def read_until(self, sep, limit=1 << 20):
-        while sep not in self.buf:
+        start = 0
+        while True:
+            i = self.buf.find(sep, max(0, start - len(sep)))
+            if i >= 0:
+                break
             if len(self.buf) > limit:
                 raise ValueError("line too long")
+            start = len(self.buf)
             self.fill()
-        i = self.buf.index(sep) + len(sep)
-        out, self.buf = self.buf[:i], self.buf[i:]
+        i += len(sep)
+        out = bytes(self.buf[:i])
+        del self.buf[:i]
         return out
 
     def read_exact(self, n):
         while len(self.buf) < n:
             self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
         return out
 
     def peek(self, n):
         while len(self.buf) < n:
             self.fill()
-        return self.buf[:n]
+        return bytes(self.buf[:n])
 
 
 def parse_proxy_header(r):
@@ -120,8 +127,8 @@ def parse_proxy_header(r):
 
 def read_request_head(r):
     """Reads one request head. Returns (raw, method, target, version, headers)."""
-    while r.buf.startswith(b"\r\n"):
-        r.buf = r.buf[2:]
+    while r.peek(2) == b"\r\n":
+        del r.buf[:2]
     raw = r.read_until(b"\r\n\r\n")
     lines = raw[:-4].split(b"\r\n")
     method, target, version = lines[0].decode("latin-1").split(" ", 2)
@@ -133,14 +140,14 @@ def read_request_head(r):
 
 
 def read_chunked(r):
-    body = b""
+    body = bytearray()
     while True:
         line = r.read_until(b"\r\n").strip()
         size = int(line.split(b";")[0], 16)
         if size == 0:
             while r.read_until(b"\r\n") != b"\r\n":
                 pass
-            return body
+            return bytes(body)
         body += r.read_exact(size)
         if r.read_exact(2) != b"\r\n":
             raise ValueError("bad chunk end")
@@ -505,8 +512,8 @@ class UpgradeOrigin(Origin):
                                  ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")],
                            reason="Switching Protocols"))
         if r.buf:
-            s.sendall(r.buf)
-            r.buf = b""
+            s.sendall(bytes(r.buf))
+            r.buf = bytearray()
         while True:
             data = s.recv(65536)
             if not data:

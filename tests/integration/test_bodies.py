@@ -15,7 +15,7 @@ upstream echo { server <<echo>>; keepalive 8; }
 upstream cont { server <<cont>>; }
 server {
     listen <<listen>>;
-    client_max_body_size 64m;
+    client_max_body_size 200m;
     location / { proxy_pass http://echo; }
     location /small/ { client_max_body_size 1k; proxy_pass http://echo; }
     location /cont { proxy_pass http://cont; }
@@ -215,3 +215,11 @@ def test_head_request_to_origin_body_not_forwarded(srv):
         assert r.header("content-length") == "100000"
         # nothing else must follow
         assert c.read_all(timeout=0.5) == b""
+
+
+@pytest.mark.long
+def test_100mib_both_ways(srv, echo):
+    data = pattern_bytes(100 * 1024 * 1024, seed=100)
+    r = srv.request("POST", "/body", content=gen_chunks(data, 1 << 20), timeout=300)
+    assert r.status_code == 200
+    assert sha256(r.content) == sha256(data)

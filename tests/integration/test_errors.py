@@ -236,7 +236,7 @@ def test_send_timeout_unread_response(portico, origin):
         assert head.status == 200
         time.sleep(3)  # do not read: portico cannot send for longer than send_timeout
         total = len(c.buf)
-        c.buf = b""
+        c.buf = bytearray()
         try:
             while True:
                 data = c.sock.recv(1 << 20)

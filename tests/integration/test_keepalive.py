@@ -210,3 +210,28 @@ def test_request_after_origin_idle_close(portico, echo):
             r = c.get("/gen/2")
             assert r.status_code == 200, r.text
             assert r.content == pattern_bytes(2)
+
+
+@pytest.mark.long
+def test_many_concurrent_keepalive_clients(srv, echo):
+    import threading
+    errors = []
+
+    def worker(i):
+        try:
+            with srv.client() as c:
+                for j in range(50):
+                    r = c.get("/gen/%d" % (i * 50 + j))
+                    if r.content != pattern_bytes(i * 50 + j):
+                        errors.append((i, j, r.status_code))
+        except Exception as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == []
+    assert len(echo.requests) == 40 * 50
+    assert echo.connections <= 2 * 16 + 40  # pooled: far fewer than 2000

@@ -274,3 +274,34 @@ def test_sigterm_exit_code_and_clean_log(portico):
     p.signal(signal.SIGTERM)
     assert p.proc.wait(timeout=10) == 0
     assert p.sanitizer_report() is None
+
+
+@pytest.mark.long
+def test_fifty_reloads_under_traffic(portico):
+    p = portico(RET, text="r0")
+    failures, stop = [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                with p.client() as c:
+                    for _ in range(20):
+                        r = c.get("/")
+                        if r.status_code != 200:
+                            failures.append(r.status_code)
+            except Exception as e:
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=loop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 51):
+            p.reload(RET, text="r%d" % i)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert failures == []
+    assert p.get("/").text == "r50\n"
+    assert p.generation() == 51

@@ -165,3 +165,47 @@ def test_proxy_keeps_working_across_many_requests(srv):
             r = c.get("/gen/%d" % (i * 101))
             assert r.status_code == 200
             assert r.content == pattern_bytes(i * 101)
+
+
+def test_chunked_origin_with_extensions_and_trailers(portico, origin):
+    import origins
+    o = origin(origins.ChunkedOrigin)
+    p = portico("""
+        upstream o { server <<o>>; keepalive 4; }
+        server { listen <<listen>>; location / { proxy_pass http://o; } }
+    """, o=o.addr)
+    with RawConn(p.port) as c:
+        for _ in range(3):  # and the origin connection stays usable
+            c.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            assert r.status == 200
+            assert r.body == b"hello chunked world\n"
+    assert o.connections == 1
+
+
+def test_two_servers_both_used(portico, origin):
+    import origins
+    a, b = origin(origins.EchoOrigin), origin(origins.EchoOrigin)
+    p = portico("""
+        upstream pair { server <<a>>; server <<b>>; keepalive 4; }
+        server { listen <<listen>>; location / { proxy_pass http://pair; } }
+    """, a=a.addr, b=b.addr)
+    with p.client() as c:
+        for i in range(20):
+            assert c.get("/gen/1").status_code == 200
+    assert len(a.requests) + len(b.requests) == 20
+    assert len(a.requests) >= 5 and len(b.requests) >= 5, (len(a.requests), len(b.requests))
+
+
+def test_weights(portico, origin):
+    import origins
+    a, b = origin(origins.EchoOrigin), origin(origins.EchoOrigin)
+    p = portico("""
+        upstream pair { server <<a>> weight=3; server <<b>> weight=1; keepalive 4; }
+        server { listen <<listen>>; location / { proxy_pass http://pair; } }
+    """, a=a.addr, b=b.addr)
+    with p.client() as c:
+        for i in range(40):
+            assert c.get("/gen/1").status_code == 200
+    assert len(a.requests) + len(b.requests) == 40
+    assert len(a.requests) > len(b.requests) >= 1, (len(a.requests), len(b.requests))

@@ -40,7 +40,7 @@ def recv_exact(c, n):
     while len(out) < n:
         if c.buf:
             out += c.buf
-            c.buf = b""
+            c.buf = bytearray()
             continue
         data = c.sock.recv(65536)
         if not data:
