@@ -107,6 +107,7 @@ struct pt_worker_priv {
     const struct pt_proxy_metrics *m;
     void *scratch; /* struct pt_worker_scratch */
     struct pt_buf_class bufs[2];
+    struct adopt_msg *init; /* first config, taken by the thread at start */
 };
 
 /* ---- access log (accesslog.c) ---- */

@@ -258,11 +258,38 @@ static void listeners_sync(pt_worker_t *w, const bound_t *bounds, size_t nbounds
 /* worker threads                                                      */
 /* ------------------------------------------------------------------ */
 
+/*
+ * What a worker needs to serve a config: the snapshot and its own copy of
+ * the bound sockets (the control thread may replace its array at the next
+ * reload while the worker still reads this one).
+ */
 typedef struct adopt_msg {
     pt_worker_t *w;
     pt_snapshot_t *snap;
-    pt_runtime_t *rt;
+    bound_t *bounds;
+    size_t nbounds;
 } adopt_msg_t;
+
+static adopt_msg_t *adopt_msg_new(pt_runtime_t *rt, pt_worker_t *w, pt_snapshot_t *snap)
+{
+    adopt_msg_t *m = malloc(sizeof(*m));
+    bound_t *copy = malloc((rt->nbounds ? rt->nbounds : 1) * sizeof(*copy));
+    if (!m || !copy) {
+        free(m);
+        free(copy);
+        return NULL;
+    }
+    if (rt->nbounds) memcpy(copy, rt->bounds, rt->nbounds * sizeof(*copy));
+    *m = (adopt_msg_t){w, pt_snapshot_ref(snap), copy, rt->nbounds};
+    return m;
+}
+
+static void adopt_msg_free(adopt_msg_t *m)
+{
+    if (m->snap) pt_snapshot_unref(m->snap);
+    free(m->bounds);
+    free(m);
+}
 
 static void worker_adopt(void *arg)
 {
@@ -270,9 +297,10 @@ static void worker_adopt(void *arg)
     pt_worker_t *w = m->w;
     pt_snapshot_t *old = w->snap;
     w->snap = m->snap; /* the message's reference moves to the worker */
-    listeners_sync(w, m->rt->bounds, m->rt->nbounds);
+    m->snap = NULL;
+    listeners_sync(w, m->bounds, m->nbounds);
     pt_snapshot_unref(old);
-    free(m);
+    adopt_msg_free(m);
 }
 
 static void worker_maybe_exit(pt_worker_t *w)
@@ -331,6 +359,12 @@ static void *worker_main(void *arg)
     for (size_t i = 0; i < nm; i++)
         if (mods[i]->worker_init && mods[i]->worker_init(w) < 0)
             pt_log_error("worker %d: module %s failed to start", w->id, mods[i]->name);
+    /* Listen only now: a connection accepted before the modules set up
+     * their per-worker state would find none. */
+    adopt_msg_t *init = w->priv->init;
+    w->priv->init = NULL;
+    listeners_sync(w, init->bounds, init->nbounds);
+    adopt_msg_free(init);
     pt_timer_start(w->loop, &w->priv->tick, 1000);
     int rc = pt_loop_run(w->loop);
     if (rc < 0) pt_log(PT_LOG_CRIT, "worker %d: event loop failed: %s", w->id, strerror(-rc));
@@ -365,8 +399,12 @@ static pt_worker_t *worker_create(pt_runtime_t *rt, int id)
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = pt_time_mono_us() * 2654435761u + (uint64_t)id + 1;
     w->snap = pt_snapshot_ref(rt->snap);
-    listeners_sync(w, rt->bounds, rt->nbounds);
+    p->init = adopt_msg_new(rt, w, rt->snap);
+    if (!p->init) goto fail_snap;
     return w;
+fail_snap:
+    pt_snapshot_unref(w->snap);
+    pt_alog_destroy(p->alog);
 fail:
     if (w && w->loop) pt_loop_destroy(w->loop);
     if (p) {
@@ -379,6 +417,7 @@ fail:
 
 static void worker_destroy(pt_worker_t *w)
 {
+    if (w->priv->init) adopt_msg_free(w->priv->init); /* thread never ran */
     pt_loop_destroy(w->loop); /* runs the last deferred frees */
     pt_alog_destroy(w->priv->alog);
     pt_snapshot_unref(w->snap);
@@ -520,13 +559,12 @@ static void reload(pt_runtime_t *rt)
     pt_snapshot_t *prev = rt->snap;
     rt->snap = snap;
     for (int i = 0; i < rt->nworkers; i++) {
-        adopt_msg_t *m = malloc(sizeof(*m));
-        if (!m) continue;
-        *m = (adopt_msg_t){rt->workers[i], pt_snapshot_ref(snap), rt};
-        if (pt_loop_post(rt->workers[i]->loop, worker_adopt, m) < 0) {
-            pt_snapshot_unref(m->snap);
-            free(m);
+        adopt_msg_t *m = adopt_msg_new(rt, rt->workers[i], snap);
+        if (!m) {
+            pt_log_error("worker %d: out of memory, keeps the previous configuration", i);
+            continue;
         }
+        if (pt_loop_post(rt->workers[i]->loop, worker_adopt, m) < 0) adopt_msg_free(m);
     }
     pt_snapshot_unref(prev);
     /*

@@ -166,7 +166,12 @@ def test_graceful_stop_completes_inflight(portico, origin):
 
     t = threading.Thread(target=fetch)
     t.start()
-    time.sleep(0.5)
+    # SIGTERM only once the request is really in flight at the origin
+    # (a fixed sleep raced on a loaded machine).
+    deadline = time.monotonic() + 10
+    while not slow.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert slow.requests, "the request never reached the origin"
     p.signal(signal.SIGTERM)
     # new connections are refused soon after SIGTERM
     time.sleep(0.5)
