@@ -457,6 +457,9 @@ int pt_socket_connect(const pt_addr_t *a);
 
 bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
 #define pt_strcaseeq_lit(a, alen, lit) pt_strcaseeq((a), (alen), (lit), sizeof(lit) - 1)
+/* Writes v in decimal to out (at least 20 bytes, no NUL); returns the
+ * length. For hot paths where snprintf costs too much. */
+size_t pt_fmt_u64(char *out, uint64_t v);
 /* Appends a JSON string literal (with quotes, escaped) to buf; returns the
  * bytes written, or the bytes needed if it does not fit (like snprintf).
  * Valid UTF-8 passes through; other bytes >= 0x80 become \u00XX. */

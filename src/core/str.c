@@ -9,6 +9,18 @@ static inline unsigned char ascii_lower(unsigned char c)
 }
 
 /* ASCII case-insensitive equality of two byte strings (no locale). */
+size_t pt_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) return false;

@@ -6,49 +6,124 @@
 
 #include "proxy/request_int.h"
 
-static bool is_hop_by_hop(const char *n, size_t len)
+/* What a header field means to a proxy. */
+typedef enum {
+    H_OTHER = 0,
+    H_HOP,        /* hop-by-hop: never forwarded (RFC 9110 7.6.1) */
+    H_CONNECTION, /* hop-by-hop, and lists more hop-by-hop fields */
+    H_UPGRADE,    /* hop-by-hop unless the exchange upgrades */
+    H_HOST,
+    H_XFF,
+    H_FORWARDED,
+    H_VIA,
+    H_XFP,
+    H_EXPECT,
+} hclass_t;
+
+#define IS(lit) pt_strcaseeq_lit(n, len, lit)
+
+/* Classifies a field name: a switch on the length first, so a typical
+ * field costs one or two comparisons. */
+static hclass_t classify(const char *n, size_t len)
 {
-    /* The names are 2 to 17 bytes long; most fields fail this cheap test. */
-    if (len < 2 || len > 17) return false;
-    char c = (char)(n[0] | 0x20);
-    if (c != 'c' && c != 'k' && c != 'p' && c != 't' && c != 'u') return false;
-    return pt_strcaseeq_lit(n, len, "connection") || pt_strcaseeq_lit(n, len, "keep-alive") ||
-           pt_strcaseeq_lit(n, len, "proxy-connection") || pt_strcaseeq_lit(n, len, "te") ||
-           pt_strcaseeq_lit(n, len, "trailer") || pt_strcaseeq_lit(n, len, "transfer-encoding") ||
-           pt_strcaseeq_lit(n, len, "upgrade") || pt_strcaseeq_lit(n, len, "content-length");
+    switch (len) {
+    case 2:
+        return IS("te") ? H_HOP : H_OTHER;
+    case 3:
+        return IS("via") ? H_VIA : H_OTHER;
+    case 4:
+        return IS("host") ? H_HOST : H_OTHER;
+    case 6:
+        return IS("expect") ? H_EXPECT : H_OTHER;
+    case 7:
+        return IS("upgrade") ? H_UPGRADE : IS("trailer") ? H_HOP : H_OTHER;
+    case 9:
+        return IS("forwarded") ? H_FORWARDED : H_OTHER;
+    case 10:
+        return IS("connection") ? H_CONNECTION : IS("keep-alive") ? H_HOP : H_OTHER;
+    case 14:
+        return IS("content-length") ? H_HOP : H_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? H_XFF : H_OTHER;
+    case 16:
+        return IS("proxy-connection") ? H_HOP : H_OTHER;
+    case 17:
+        return IS("transfer-encoding") ? H_HOP : IS("x-forwarded-proto") ? H_XFP : H_OTHER;
+    default:
+        return H_OTHER;
+    }
 }
 
-/* True if the field is listed in any Connection header of h. */
-static bool listed_in_connection(const pt_http_hdr_t *h, size_t n, const char *name, size_t len)
+#undef IS
+
+#define MAX_CONN_TOKENS 16
+
+/* Field names listed in the Connection header(s), parsed once per message. */
+typedef struct conn_tokens {
+    const char *t[MAX_CONN_TOKENS];
+    size_t len[MAX_CONN_TOKENS];
+    size_t n;
+    bool overflow; /* more tokens than we keep: fall back to scanning */
+    const pt_http_hdr_t *h;
+    size_t nh;
+} conn_tokens_t;
+
+static void conn_tokens_collect(conn_tokens_t *ct, const pt_http_hdr_t *h, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (pt_strcaseeq_lit(h[i].name, h[i].name_len, "connection") &&
-            pt_http_list_has(h[i].value, h[i].value_len, name, len))
-            return true;
+    ct->n = 0;
+    ct->overflow = false;
+    ct->h = h;
+    ct->nh = n;
+    for (size_t i = 0; i < n; i++) {
+        if (classify(h[i].name, h[i].name_len) != H_CONNECTION) continue;
+        size_t pos = 0;
+        const char *t;
+        size_t tl;
+        while (pt_http_next_token(h[i].value, h[i].value_len, &pos, &t, &tl)) {
+            if (ct->n == MAX_CONN_TOKENS) {
+                ct->overflow = true;
+                return;
+            }
+            ct->t[ct->n] = t;
+            ct->len[ct->n++] = tl;
+        }
+    }
+}
+
+static bool conn_tokens_has(const conn_tokens_t *ct, const char *name, size_t len)
+{
+    if (ct->overflow) {
+        for (size_t i = 0; i < ct->nh; i++)
+            if (classify(ct->h[i].name, ct->h[i].name_len) == H_CONNECTION &&
+                pt_http_list_has(ct->h[i].value, ct->h[i].value_len, name, len))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < ct->n; i++)
+        if (ct->len[i] == len && pt_strcaseeq(ct->t[i], len, name, len)) return true;
     return false;
 }
 
 size_t pt_resp_strip_hop(pt_http_hdr_t *h, size_t n, bool keep_upgrade)
 {
-    size_t out = 0;
-    bool has_conn = pt_http_find(h, n, "connection", 10) != NULL;
+    conn_tokens_t ct;
+    conn_tokens_collect(&ct, h, n);
+    /* Decide every field before compacting: the overflow fallback of
+     * conn_tokens_has() scans h itself. */
+    uint64_t drop[(PT_MAX_HEADERS + 63) / 64] = {0};
+    if (n > PT_MAX_HEADERS) n = PT_MAX_HEADERS; /* parsers never return more */
+    bool any_listed = ct.n > 0 || ct.overflow;
     for (size_t i = 0; i < n; i++) {
-        bool drop = is_hop_by_hop(h[i].name, h[i].name_len) ||
-                    (has_conn && listed_in_connection(h, n, h[i].name, h[i].name_len));
-        if (keep_upgrade && pt_strcaseeq_lit(h[i].name, h[i].name_len, "upgrade")) drop = false;
-        if (!drop) h[out++] = h[i];
+        hclass_t c = classify(h[i].name, h[i].name_len);
+        bool upgrade_kept = c == H_UPGRADE && keep_upgrade;
+        bool d = c == H_HOP || c == H_CONNECTION || (c == H_UPGRADE && !keep_upgrade) ||
+                 (any_listed && !upgrade_kept && conn_tokens_has(&ct, h[i].name, h[i].name_len));
+        if (d) drop[i / 64] |= 1ull << (i % 64);
     }
-    /* Connection headers were read above while still in place; now compact. */
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(drop[i / 64] & (1ull << (i % 64)))) h[out++] = h[i];
     return out;
-}
-
-static const pt_header_op_t *find_op(const pt_array_t *ops, const char *name, size_t len)
-{
-    for (size_t i = 0; i < ops->n; i++) {
-        const pt_header_op_t *op = pt_array_at(ops, pt_header_op_t, i);
-        if (pt_strcaseeq(op->name, op->name_len, name, len)) return op;
-    }
-    return NULL;
 }
 
 typedef struct buf {
@@ -71,10 +146,67 @@ static bool buf_header(buf_t *b, const char *n, size_t nl, const char *v, size_t
 
 #define buf_lit(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
 
-static bool is_added_by_us(const char *n, size_t len, const char *rid, size_t rid_len)
+/* proxy_set_header names, compared by length first (most fields differ). */
+static bool op_named(const pt_array_t *ops, const char *name, size_t len)
 {
-    return pt_strcaseeq_lit(n, len, "via") == false &&
-           (pt_strcaseeq_lit(n, len, "x-forwarded-proto") || pt_strcaseeq(n, len, rid, rid_len));
+    for (size_t i = 0; i < ops->n; i++) {
+        const pt_header_op_t *op = pt_array_at(ops, pt_header_op_t, i);
+        if (op->name_len == len && pt_strcaseeq(op->name, op->name_len, name, len)) return true;
+    }
+    return false;
+}
+
+/* The fields of the client's head the forwarded head is built from. */
+typedef struct req_fields {
+    const pt_http_hdr_t *xff, *fwd, *via, *upgrade;
+} req_fields_t;
+
+/* Copies the client's end-to-end fields; collects the ones we rewrite. */
+static bool copy_fields(pt_request_t *r, buf_t *b, req_fields_t *rf, bool *host_sent)
+{
+    const pt_http_req_t *h = &r->h;
+    const pt_array_t *ops = &r->loc->s.proxy_set_headers;
+    const char *rid = r->loc->s.request_id_header;
+    size_t rid_len = rid ? strlen(rid) : 0;
+    conn_tokens_t ct;
+    conn_tokens_collect(&ct, h->headers, h->nheaders);
+    bool any_listed = ct.n > 0 || ct.overflow;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const pt_http_hdr_t *f = &h->headers[i];
+        switch (classify(f->name, f->name_len)) {
+        case H_HOP:
+        case H_CONNECTION:
+        case H_EXPECT: /* we answered 100 Continue ourselves */
+        case H_XFP:    /* set by us */
+            continue;
+        case H_UPGRADE:
+            rf->upgrade = f;
+            continue;
+        case H_XFF:
+            rf->xff = f;
+            continue;
+        case H_FORWARDED:
+            rf->fwd = f;
+            continue;
+        case H_VIA:
+            rf->via = f;
+            continue;
+        case H_HOST:
+            if (op_named(ops, f->name, f->name_len)) continue;
+            /* absolute-form: the target's authority replaces Host (RFC 9112 3.2.2) */
+            if (!buf_header(b, "Host", 4, h->host, h->host_len)) return false;
+            *host_sent = true;
+            continue;
+        case H_OTHER:
+            break;
+        }
+        if (any_listed && conn_tokens_has(&ct, f->name, f->name_len)) continue;
+        if (rid && f->name_len == rid_len && pt_strcaseeq(f->name, f->name_len, rid, rid_len))
+            continue; /* the id we decided on is sent below */
+        if (ops->n && op_named(ops, f->name, f->name_len)) continue;
+        if (!buf_header(b, f->name, f->name_len, f->value, f->value_len)) return false;
+    }
+    return true;
 }
 
 char *pt_req_forward_head(pt_request_t *r, size_t *len)
@@ -87,47 +219,28 @@ char *pt_req_forward_head(pt_request_t *r, size_t *len)
 
     /* Expand proxy_set_header values first to size the buffer. */
     size_t extra = 512 + r->request_id_len + 2 * sizeof(r->client_ip) + (h->host ? h->host_len : 0);
-    char **vals = pt_pool_alloc(r->pool, (ops->n + 1) * sizeof(char *));
-    size_t *vlens = pt_pool_alloc(r->pool, (ops->n + 1) * sizeof(size_t));
-    if (!vals || !vlens) return NULL;
+    char **vals = NULL;
+    size_t *vlens = NULL;
+    if (ops->n) {
+        vals = pt_pool_alloc(r->pool, ops->n * sizeof(char *));
+        vlens = pt_pool_alloc(r->pool, ops->n * sizeof(size_t));
+        if (!vals || !vlens) return NULL;
+    }
     for (size_t i = 0; i < ops->n; i++) {
         const pt_header_op_t *op = pt_array_at(ops, pt_header_op_t, i);
         vals[i] = pt_tpl_expand(r, &op->value, &vlens[i]);
         if (!vals[i]) return NULL;
         extra += op->name_len + vlens[i] + 4;
     }
-    const pt_http_hdr_t *xff = pt_http_find(h->headers, h->nheaders, "x-forwarded-for", 15);
-    const pt_http_hdr_t *fwd = pt_http_find(h->headers, h->nheaders, "forwarded", 9);
-    const pt_http_hdr_t *via = pt_http_find(h->headers, h->nheaders, "via", 3);
     buf_t b = {NULL, 0, h->head_len + extra};
     b.p = pt_pool_alloc(r->pool, b.cap);
     if (!b.p) return NULL;
 
-    bool ok = buf_add(&b, h->method, h->method_len) && buf_lit(&b, " ") &&
-              buf_add(&b, h->path, h->path_len) && buf_lit(&b, " HTTP/1.1\r\n");
+    req_fields_t rf = {0};
     bool host_sent = false;
-    /* Most requests carry no Connection header: skip the per-field list scan. */
-    bool has_conn = pt_http_find(h->headers, h->nheaders, "connection", 10) != NULL;
-    for (size_t i = 0; ok && i < h->nheaders; i++) {
-        const pt_http_hdr_t *f = &h->headers[i];
-        if (is_hop_by_hop(f->name, f->name_len) ||
-            (has_conn && listed_in_connection(h->headers, h->nheaders, f->name, f->name_len)))
-            continue;
-        if (pt_strcaseeq_lit(f->name, f->name_len, "x-forwarded-for") ||
-            pt_strcaseeq_lit(f->name, f->name_len, "forwarded") ||
-            pt_strcaseeq_lit(f->name, f->name_len, "via") ||
-            pt_strcaseeq_lit(f->name, f->name_len, "expect") ||
-            is_added_by_us(f->name, f->name_len, rid, rid_len) ||
-            find_op(ops, f->name, f->name_len))
-            continue;
-        if (pt_strcaseeq_lit(f->name, f->name_len, "host")) {
-            /* absolute-form: the target's authority replaces Host (RFC 9112 3.2.2) */
-            ok = buf_header(&b, "Host", 4, h->host, h->host_len);
-            host_sent = true;
-            continue;
-        }
-        ok = buf_header(&b, f->name, f->name_len, f->value, f->value_len);
-    }
+    bool ok = buf_add(&b, h->method, h->method_len) && buf_lit(&b, " ") &&
+              buf_add(&b, h->path, h->path_len) && buf_lit(&b, " HTTP/1.1\r\n") &&
+              copy_fields(r, &b, &rf, &host_sent);
     for (size_t i = 0; ok && i < ops->n; i++) {
         const pt_header_op_t *op = pt_array_at(ops, pt_header_op_t, i);
         if (vlens[i] == 0) continue; /* "" removes the field */
@@ -141,41 +254,40 @@ char *pt_req_forward_head(pt_request_t *r, size_t *len)
                           sizeof(peer)) < 0)
         strcpy(peer, "unknown");
     size_t pl = strlen(peer);
-    if (ok && !find_op(ops, "x-forwarded-for", 15)) {
+    bool no_ops = ops->n == 0;
+    if (ok && (no_ops || !op_named(ops, "x-forwarded-for", 15))) {
         ok = buf_lit(&b, "X-Forwarded-For: ");
-        if (ok && xff) ok = buf_add(&b, xff->value, xff->value_len) && buf_lit(&b, ", ");
+        if (ok && rf.xff) ok = buf_add(&b, rf.xff->value, rf.xff->value_len) && buf_lit(&b, ", ");
         ok = ok && buf_add(&b, peer, pl) && buf_lit(&b, "\r\n");
     }
-    if (ok && !find_op(ops, "x-forwarded-proto", 17))
+    if (ok && (no_ops || !op_named(ops, "x-forwarded-proto", 17)))
         ok = buf_lit(&b, "X-Forwarded-Proto: http\r\n");
-    if (ok && !find_op(ops, "forwarded", 9)) {
+    if (ok && (no_ops || !op_named(ops, "forwarded", 9))) {
         ok = buf_lit(&b, "Forwarded: ");
-        if (ok && fwd) ok = buf_add(&b, fwd->value, fwd->value_len) && buf_lit(&b, ", ");
-        bool v6 = strchr(peer, ':') != NULL;
+        if (ok && rf.fwd) ok = buf_add(&b, rf.fwd->value, rf.fwd->value_len) && buf_lit(&b, ", ");
+        bool v6 = memchr(peer, ':', pl) != NULL;
         ok = ok && buf_lit(&b, "for=") && (!v6 || buf_lit(&b, "\"[")) && buf_add(&b, peer, pl) &&
              (!v6 || buf_lit(&b, "]\"")) && buf_lit(&b, ";proto=http");
         if (ok && h->host && h->host_len > 0)
             ok = buf_lit(&b, ";host=\"") && buf_add(&b, h->host, h->host_len) && buf_lit(&b, "\"");
         ok = ok && buf_lit(&b, "\r\n");
     }
-    if (ok && !find_op(ops, "via", 3)) {
+    if (ok && (no_ops || !op_named(ops, "via", 3))) {
         ok = buf_lit(&b, "Via: ");
-        if (ok && via) ok = buf_add(&b, via->value, via->value_len) && buf_lit(&b, ", ");
+        if (ok && rf.via) ok = buf_add(&b, rf.via->value, rf.via->value_len) && buf_lit(&b, ", ");
         ok = ok && buf_lit(&b, "1.1 portico\r\n");
     }
-    if (ok && rid && !find_op(ops, rid, rid_len))
+    if (ok && rid && (no_ops || !op_named(ops, rid, rid_len)))
         ok = buf_header(&b, rid, rid_len, r->request_id, r->request_id_len);
-    if (ok && upgrade) {
-        const pt_http_hdr_t *up = pt_http_find(h->headers, h->nheaders, "upgrade", 7);
+    if (ok && upgrade && rf.upgrade)
         ok = buf_lit(&b, "Connection: upgrade\r\n") &&
-             buf_header(&b, "Upgrade", 7, up->value, up->value_len);
-    }
-    if (ok && r->req_chunked)
+             buf_header(&b, "Upgrade", 7, rf.upgrade->value, rf.upgrade->value_len);
+    if (ok && r->req_chunked) {
         ok = buf_lit(&b, "Transfer-Encoding: chunked\r\n");
-    else if (ok && h->content_length >= 0) {
-        char cl[40];
-        int n = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)h->content_length);
-        ok = buf_add(&b, cl, (size_t)n);
+    } else if (ok && h->content_length >= 0) {
+        char cl[24];
+        size_t n = pt_fmt_u64(cl, (uint64_t)h->content_length);
+        ok = buf_lit(&b, "Content-Length: ") && buf_add(&b, cl, n) && buf_lit(&b, "\r\n");
     }
     ok = ok && buf_lit(&b, "\r\n");
     if (!ok) return NULL;

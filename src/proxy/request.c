@@ -235,20 +235,6 @@ int pt_req_flush(pt_request_t *r)
     return 0;
 }
 
-/* Decimal digits of v into out (no NUL); returns the length. snprintf is a
- * measurable share of a proxied request's instructions. */
-static int fmt_u64(char *out, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static bool status_gets_add_header(int st)
 {
     return st == 200 || st == 201 || st == 204 || st == 206 || st == 301 || st == 302 ||
@@ -281,10 +267,6 @@ static void hw_header(head_writer_t *hw, const char *n, size_t nl, const char *v
     hw_lit(hw, "\r\n");
 }
 
-static bool has_header(const pt_response_t *resp, const char *name, size_t len)
-{
-    return pt_http_find(resp->headers, resp->nheaders, name, len) != NULL;
-}
 
 /* Decides keep-alive for the response. */
 static bool response_keeps_alive(pt_request_t *r)
@@ -333,11 +315,21 @@ int pt_req_send_head(pt_request_t *r, const pt_response_t *resp)
     hw_add(&hw, st, 4);
     hw_add(&hw, reason, strlen(reason));
     hw_lit(&hw, "\r\n");
-    for (size_t i = 0; i < resp->nheaders; i++)
-        hw_header(&hw, resp->headers[i].name, resp->headers[i].name_len, resp->headers[i].value,
-                  resp->headers[i].value_len);
-    if (!has_header(resp, "Date", 4)) hw_header(&hw, "Date", 4, cached_date(r->worker), 29);
-    if (!has_header(resp, "Server", 6) && (!r->loc || r->loc->s.server_tokens))
+    /* One pass: copy the fields and note the ones we would otherwise add. */
+    const char *rid = r->loc ? r->loc->s.request_id_header : NULL;
+    size_t rid_len = rid ? strlen(rid) : 0;
+    bool have_date = false, have_server = false, have_rid = false;
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const pt_http_hdr_t *f = &resp->headers[i];
+        hw_header(&hw, f->name, f->name_len, f->value, f->value_len);
+        if (f->name_len == 4)
+            have_date |= pt_strcaseeq_lit(f->name, 4, "date");
+        else if (f->name_len == 6)
+            have_server |= pt_strcaseeq_lit(f->name, 6, "server");
+        if (f->name_len == rid_len) have_rid |= pt_strcaseeq(f->name, rid_len, rid, rid_len);
+    }
+    if (!have_date) hw_header(&hw, "Date", 4, cached_date(r->worker), 29);
+    if (!have_server && (!r->loc || r->loc->s.server_tokens))
         hw_lit(&hw, "Server: portico/" PT_VERSION "\r\n");
     if (resp->upgrade) {
         hw_lit(&hw, "Connection: upgrade\r\n");
@@ -345,7 +337,7 @@ int pt_req_send_head(pt_request_t *r, const pt_response_t *resp)
         r->resp_chunked = false;
         if (resp->content_length >= 0 && !(resp->status == 304 || resp->status == 204 ||
                                            resp->status < 200)) {
-            ll = fmt_u64(line, (uint64_t)resp->content_length);
+            ll = (int)pt_fmt_u64(line, (uint64_t)resp->content_length);
             hw_lit(&hw, "Content-Length: ");
             hw_add(&hw, line, (size_t)ll);
             hw_lit(&hw, "\r\n");
@@ -364,10 +356,8 @@ int pt_req_send_head(pt_request_t *r, const pt_response_t *resp)
             hw_lit(&hw, "Connection: keep-alive\r\n");
         }
     }
-    if (r->request_id && r->loc && r->loc->s.request_id_header &&
-        !has_header(resp, r->loc->s.request_id_header, strlen(r->loc->s.request_id_header)))
-        hw_header(&hw, r->loc->s.request_id_header, strlen(r->loc->s.request_id_header),
-                  r->request_id, r->request_id_len);
+    if (r->request_id && rid && !have_rid)
+        hw_header(&hw, rid, rid_len, r->request_id, r->request_id_len);
     for (size_t i = 0; i < nadd; i++) {
         if (!vals[i]) continue;
         pt_header_op_t *op = pt_array_at(adds, pt_header_op_t, i);
