@@ -455,7 +455,20 @@ int pt_socket_connect(const pt_addr_t *a);
 /* String helpers                                                      */
 /* ------------------------------------------------------------------ */
 
-bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen);
+/* ASCII case-insensitive equality (header names, tokens). Inline: it sits
+ * on every header lookup. */
+static inline bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen) return false;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x == y) continue;
+        if ((x | 0x20) != (y | 0x20)) return false;
+        x |= 0x20;
+        if (x < 'a' || x > 'z') return false; /* only letters differ by case */
+    }
+    return true;
+}
 #define pt_strcaseeq_lit(a, alen, lit) pt_strcaseeq((a), (alen), (lit), sizeof(lit) - 1)
 /* Writes v in decimal to out (at least 20 bytes, no NUL); returns the
  * length. For hot paths where snprintf costs too much. */

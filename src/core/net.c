@@ -111,9 +111,29 @@ int pt_addr_parse(const char *s, size_t len, uint16_t default_port, pt_addr_t *o
 }
 
 /* Address only into buf ("1.2.3.4", "::1"). Length, -ENOSPC, -EAFNOSUPPORT. */
+/* Dotted quad without inet_ntop (which goes through sprintf): this runs
+ * for every proxied request. Returns the length, tmp >= 16 bytes. */
+static size_t format_ipv4(const struct in_addr *in, char *tmp)
+{
+    const uint8_t *b = (const uint8_t *)&in->s_addr;
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        n += pt_fmt_u64(tmp + n, b[i]);
+        tmp[n++] = '.';
+    }
+    tmp[--n] = '\0';
+    return n;
+}
+
 int pt_addr_format_ip(const pt_addr_t *a, char *buf, size_t size)
 {
     char tmp[INET6_ADDRSTRLEN];
+    if (a->ss.ss_family == AF_INET) {
+        size_t n = format_ipv4(&a->ss.in4.sin_addr, tmp);
+        if (n >= size) return -ENOSPC;
+        memcpy(buf, tmp, n + 1);
+        return (int)n;
+    }
     const void *src;
     int family = a->ss.ss_family;
     if (family == AF_INET)

@@ -3,12 +3,6 @@
 
 #include "core/core.h"
 
-static inline unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* ASCII case-insensitive equality of two byte strings (no locale). */
 size_t pt_fmt_u64(char *out, uint64_t v)
 {
     char tmp[20];
@@ -21,19 +15,10 @@ size_t pt_fmt_u64(char *out, uint64_t v)
     return n;
 }
 
-bool pt_strcaseeq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (alen != blen) return false;
-    for (size_t i = 0; i < alen; i++) {
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i])) return false;
-    }
-    return true;
-}
-
 /*
  * Escape for one byte into out (up to 6 bytes); returns its length.
- * Bytes >= 0x80 pass through untouched: UTF-8 stays UTF-8, and invalid
- * sequences are the producer's business (we do not re-encode).
+ * Bytes >= 0x7f get here only when they are not part of valid UTF-8 (see
+ * pt_json_escape) and become \u00XX.
  */
 static size_t escape_byte(unsigned char c, char out[6])
 {

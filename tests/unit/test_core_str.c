@@ -22,6 +22,12 @@ static void test_strcaseeq(void **state)
     assert_false(pt_strcaseeq("@", 1, "`", 1));
     assert_false(pt_strcaseeq("[", 1, "{", 1));
     assert_false(pt_strcaseeq("\xc9", 1, "\xe9", 1));
+    /* pairs that differ only in bit 0x20 but are not letters */
+    assert_false(pt_strcaseeq("@", 1, "`", 1));
+    assert_false(pt_strcaseeq("[", 1, "{", 1));
+    assert_false(pt_strcaseeq("^", 1, "~", 1));
+    assert_false(pt_strcaseeq("\x0d", 1, "-", 1));
+    assert_true(pt_strcaseeq("X-Forwarded-For", 15, "x-forwarded-for", 15));
     /* Lengths, not NULs, delimit. */
     assert_true(pt_strcaseeq("ab\0c", 4, "AB\0C", 4));
 }
