@@ -25,26 +25,7 @@ static void run_return(pt_request_t *r)
     int st = loc->return_status;
     bool redirect = st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
     if (redirect) {
-        pt_http_hdr_t hdrs[2] = {{"Location", 8, text, len},
-                                 {"Content-Type", 12, "text/html; charset=utf-8", 24}};
-        char body[256];
-        int n = snprintf(body, sizeof(body),
-                         "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
-                         "%s</h1></center>\r\n</body>\r\n</html>\r\n",
-                         st, pt_http_reason(st), st, pt_http_reason(st));
-        pt_response_t resp = {st, hdrs, 2, n, false, false};
-        if (pt_req_send_head(r, &resp) < 0) {
-            pt_req_abort(r);
-            return;
-        }
-        char *copy = pt_pool_strndup(r->pool, body, (size_t)n);
-        int rc = copy ? pt_req_send_body(r, copy, (size_t)n, true) : -ENOMEM;
-        if (rc == 0)
-            pt_req_finish(r);
-        else if (rc == PT_AGAIN)
-            r->on_drain = pt_req_finish;
-        else
-            pt_req_abort(r);
+        pt_req_redirect(r, st, text, len);
         return;
     }
     if (!text && st >= 400) {
@@ -105,14 +86,9 @@ static void run_static(pt_request_t *r)
         pt_req_abort(r);
         return;
     }
-    int rc = has_body_file ? pt_req_send_file(r, res.fd, res.offset, (size_t)res.length, true)
-                           : pt_req_flush(r);
-    if (rc == 0)
-        pt_req_finish(r);
-    else if (rc == PT_AGAIN)
-        r->on_drain = pt_req_finish;
-    else
-        pt_req_abort(r);
+    pt_req_finish_after(r, has_body_file ? pt_req_send_file(r, res.fd, res.offset,
+                                                            (size_t)res.length, true)
+                                          : pt_req_flush(r));
 }
 
 static int copy_headers(pt_request_t *r, const pt_http_req_t *parsed)

@@ -330,6 +330,13 @@ struct pt_request {
  */
 void pt_req_respond(pt_request_t *r, int status, const char *ctype, const char *body,
                     size_t len, bool close);
+/* A redirect (3xx) to location with a short HTML body. */
+void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t len);
+/*
+ * Ends r after the last send returned rc: 0 finishes now, PT_AGAIN
+ * finishes once the output drained, an error aborts.
+ */
+void pt_req_finish_after(pt_request_t *r, int rc);
 /* Standard error page for status (short HTML body, Connection: close if close). */
 void pt_req_error(pt_request_t *r, int status, bool close);
 

@@ -509,20 +509,27 @@ void pt_req_abort(pt_request_t *r)
     pt_conn_close(r->conn);
 }
 
-void pt_req_respond(pt_request_t *r, int status, const char *ctype, const char *body,
-                    size_t len, bool close)
+void pt_req_finish_after(pt_request_t *r, int rc)
 {
-    pt_http_hdr_t hdrs[1];
-    size_t nh = 0;
-    if (ctype) hdrs[nh++] = (pt_http_hdr_t){"Content-Type", 12, ctype, strlen(ctype)};
+    if (rc == 0)
+        pt_req_finish(r);
+    else if (rc == PT_AGAIN)
+        r->on_drain = pt_req_finish;
+    else
+        pt_req_abort(r);
+}
+
+/* Sends a complete small response whose body is copied into the pool. */
+static void respond_with(pt_request_t *r, int status, pt_http_hdr_t *hdrs, size_t nh,
+                         const char *body, size_t len, bool close)
+{
     char *copy = NULL;
     if (len > 0) {
-        copy = pt_pool_alloc(r->pool, len);
+        copy = pt_pool_strndup(r->pool, body, len);
         if (!copy) {
             pt_req_abort(r);
             return;
         }
-        memcpy(copy, body, len);
     }
     if (close) r->resp_close = true;
     pt_response_t resp = {status, hdrs, nh, (int64_t)len, false, false};
@@ -530,25 +537,42 @@ void pt_req_respond(pt_request_t *r, int status, const char *ctype, const char *
         pt_req_abort(r);
         return;
     }
-    int rc = pt_req_send_body(r, copy, len, true);
-    if (rc == 0) {
-        pt_req_finish(r);
-    } else if (rc == PT_AGAIN) {
-        r->on_drain = pt_req_finish;
-    } else {
-        pt_req_abort(r);
-    }
+    pt_req_finish_after(r, pt_req_send_body(r, copy, len, true));
+}
+
+void pt_req_respond(pt_request_t *r, int status, const char *ctype, const char *body,
+                    size_t len, bool close)
+{
+    pt_http_hdr_t hdrs[1];
+    size_t nh = 0;
+    if (ctype) hdrs[nh++] = (pt_http_hdr_t){"Content-Type", 12, ctype, strlen(ctype)};
+    respond_with(r, status, hdrs, nh, body, len, close);
+}
+
+/* The short HTML page of error and redirect responses (nginx's shape). */
+static int status_page(char *buf, size_t size, int status)
+{
+    const char *reason = pt_http_reason(status);
+    return snprintf(buf, size,
+                    "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
+                    "%s</h1></center>\r\n<hr><center>portico</center>\r\n</body>\r\n</html>\r\n",
+                    status, reason, status, reason);
 }
 
 void pt_req_error(pt_request_t *r, int status, bool close)
 {
     char body[256];
-    const char *reason = pt_http_reason(status);
-    int n = snprintf(body, sizeof(body),
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
-                     "%s</h1></center>\r\n<hr><center>portico</center>\r\n</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
+    int n = status_page(body, sizeof(body), status);
     pt_req_respond(r, status, "text/html; charset=utf-8", body, (size_t)n, close);
+}
+
+void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t len)
+{
+    char body[256];
+    int n = status_page(body, sizeof(body), status);
+    pt_http_hdr_t hdrs[2] = {{"Location", 8, location, len},
+                             {"Content-Type", 12, "text/html; charset=utf-8", 24}};
+    respond_with(r, status, hdrs, 2, body, (size_t)n, false);
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,119 +30,8 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Set once by the group setup, read-only afterwards. */
-static char tmpdir[64];
-static char conf_file[128];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    if (pt_proxy_init() != 0 || pt_upstream_init() != 0) return -1;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/pt_upstream_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(conf_file, sizeof(conf_file), "%s/t.conf", tmpdir);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static pt_snapshot_t *load_text(const char *text, uint64_t gen, pt_conf_err_t *err)
-{
-    FILE *f = fopen(conf_file, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-    return pt_snapshot_load(conf_file, gen, err);
-}
-
-#define LOAD_OK(text) load_ok_at((text), 1, __FILE__, __LINE__)
-#define LOAD_OK_GEN(text, gen) load_ok_at((text), (gen), __FILE__, __LINE__)
-
-static pt_snapshot_t *load_ok_at(const char *text, uint64_t gen, const char *file, int line)
-{
-    pt_conf_err_t err = {{0}};
-    pt_snapshot_t *s = load_text(text, gen, &err);
-    if (!s) {
-        print_error("unexpected config error: %s\n", err.msg);
-        _fail(file, line);
-    }
-    return s;
-}
-
-/* Replaces every "{F}" in in with the config path. */
-static void expand_path(char *out, size_t size, const char *in)
-{
-    size_t o = 0;
-    for (const char *p = in; *p && o + 1 < size;) {
-        if (strncmp(p, "{F}", 3) == 0) {
-            o += (size_t)snprintf(out + o, size - o, "%s", conf_file);
-            p += 3;
-        } else {
-            out[o++] = *p++;
-        }
-    }
-    out[o < size ? o : size - 1] = '\0';
-}
-
-/*
- * Loads text and expects an error whose first line is "<conf_file>:<where>"
- * (or starts with it when prefix is true: resolver messages vary). The full
- * message goes to full when not NULL.
- */
-#define EXPECT_ERR(text, where) expect_err_at((text), (where), false, NULL, __FILE__, __LINE__)
-#define EXPECT_ERR_PREFIX(text, where) \
-    expect_err_at((text), (where), true, NULL, __FILE__, __LINE__)
-#define EXPECT_ERR_FULL(text, where, full) \
-    expect_err_at((text), (where), false, (full), __FILE__, __LINE__)
-
-static void expect_err_at(const char *text, const char *where, bool prefix, pt_conf_err_t *full,
-                          const char *file, int line)
-{
-    pt_conf_err_t err = {{0}};
-    pt_snapshot_t *s = load_text(text, 1, &err);
-    if (s) {
-        pt_snapshot_unref(s);
-        print_error("config loaded, expected error \"%s\"\n", where);
-        _fail(file, line);
-    }
-    char exp[1200], want[1400], got[2048];
-    expand_path(exp, sizeof(exp), where);
-    snprintf(want, sizeof(want), "%s:%s", conf_file, exp);
-    snprintf(got, sizeof(got), "%s", err.msg);
-    char *nl = strchr(got, '\n');
-    if (nl) *nl = '\0';
-    if (prefix && strlen(got) > strlen(want)) got[strlen(want)] = '\0';
-    _assert_string_equal(got, want, file, line);
-    if (full) *full = err;
-}
-
-static const char *caret_line(const pt_conf_err_t *e)
-{
-    const char *p = strchr(e->msg, '\n');
-    assert_non_null(p);
-    p = strchr(p + 1, '\n');
-    assert_non_null(p);
-    return p + 1;
-}
-
-/* Config skeletons; the comment says on which line the body starts. */
-#define HTTP(body) "http {\n" body "}\n"                                      /* line 2 */
-#define UPS(body) "http {\nupstream u {\n" body "}\n}\n"                      /* line 3 */
-#define SRV_OPEN "http {\nserver {\nlisten 127.0.0.1:8080;\n"
-#define SRV(body) SRV_OPEN body "}\n}\n"                                      /* line 4 */
-#define LOC(body) SRV_OPEN "location /t {\n" body "}\n}\n}\n"                 /* line 5 */
+#define CONF_FIXTURE_TAG "upstream"
+#include "conf_fixture.h"
 
 static ups_conf_t *ups_conf(pt_snapshot_t *s)
 {
@@ -264,7 +153,7 @@ static void test_err_host_not_found(void **state)
                       "5:20: host not found in \"nohost.invalid:80\": ");
     /* The message ends with the resolver's reason. */
     pt_conf_err_t err = {{0}};
-    assert_null(load_text(LOC("proxy_pass http://nohost.invalid:80;\n"), 1, &err));
+    assert_null(load_text(LOC("proxy_pass http://nohost.invalid:80;\n"), &err));
     full = err;
     const char *colon = strstr(full.msg, "\": ");
     assert_non_null(colon);
@@ -541,7 +430,7 @@ static void test_regress_server_port_range(void **state)
     size_t loaded = 0;
     for (size_t i = 0; i < pt_countof(bad); i++) {
         pt_conf_err_t err = {{0}};
-        pt_snapshot_t *s = load_text(bad[i], 1, &err);
+        pt_snapshot_t *s = load_text(bad[i], &err);
         if (s) {
             ups_group_t *g = group_at(s, 0);
             print_error("case %zu loaded: first server %s\n", i, g->servers[0].name);
