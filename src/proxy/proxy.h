@@ -231,9 +231,6 @@ struct pt_worker {
     uint64_t nconns;      /* open downstream connections */
     uint64_t nrequests;   /* active requests */
     void *mod[PT_MOD_MAX];
-    /* request pool free list (buffers: see the worker's private part) */
-    void *free_pools;
-    size_t nfree_pools;
     uint64_t rng; /* xorshift state for request ids */
     struct pt_worker_priv *priv;
 };

@@ -85,6 +85,7 @@ typedef struct pt_alog pt_alog_t;
 struct pt_buf_class {
     size_t size;
     size_t n;
+    size_t low; /* fewest cached since the last trim */
     struct free_node *head;
 };
 
@@ -107,6 +108,10 @@ struct pt_worker_priv {
     const struct pt_proxy_metrics *m;
     void *scratch; /* struct pt_worker_scratch */
     struct pt_buf_class bufs[2];
+    pt_pool_t *pools[1024]; /* request pool cache (MAX_FREE_POOLS) */
+    size_t npools;
+    size_t pools_low;
+    unsigned ticks;
     struct adopt_msg *init; /* first config, taken by the thread at start */
 };
 

@@ -69,8 +69,16 @@ typedef struct free_node {
 } free_node_t;
 
 
-#define MAX_FREE_BUFS 16
-#define MAX_FREE_POOLS 64
+/*
+ * Per-worker caches of read buffers and request pools. Under load every
+ * request takes and returns both; going through malloc/free each time makes
+ * glibc trim and re-grow its heap, and the kernel zero fresh pages, which
+ * shows as system time per request. The caches are large, and a 1 s trim
+ * frees half of what stayed unused over the last second, so memory follows
+ * load down again.
+ */
+#define MAX_FREE_BUFS 1024
+#define MAX_FREE_POOLS 1024
 #define REQ_POOL_BLOCK 8192
 
 /*
@@ -78,6 +86,17 @@ typedef struct free_node {
  * buffers), so the cache keeps one free list per class; a class whose size
  * a reload changed is emptied.
  */
+static void buf_class_trim(struct pt_buf_class *c, size_t keep)
+{
+    while (c->n > keep) {
+        free_node_t *n = c->head;
+        c->head = n->next;
+        free(n);
+        c->n--;
+    }
+    if (c->low > c->n) c->low = c->n;
+}
+
 static struct pt_buf_class *buf_class(pt_worker_t *w, size_t size, bool take)
 {
     struct pt_buf_class *cls = w->priv->bufs;
@@ -86,12 +105,7 @@ static struct pt_buf_class *buf_class(pt_worker_t *w, size_t size, bool take)
     if (take) return NULL;
     /* Reuse the class holding fewer buffers. */
     struct pt_buf_class *c = cls[0].n <= cls[1].n ? &cls[0] : &cls[1];
-    while (c->head) {
-        free_node_t *n = c->head;
-        c->head = n->next;
-        free(n);
-    }
-    c->n = 0;
+    buf_class_trim(c, 0);
     c->size = size;
     return c;
 }
@@ -103,8 +117,10 @@ void *pt_worker_buf_get(pt_worker_t *w, size_t size)
         free_node_t *n = c->head;
         c->head = n->next;
         c->n--;
+        if (c->n < c->low) c->low = c->n;
         return n;
     }
+    if (c) c->low = 0;
     return malloc(size);
 }
 
@@ -121,54 +137,48 @@ void pt_worker_buf_put(pt_worker_t *w, void *buf, size_t size)
     c->n++;
 }
 
-typedef struct pool_node {
-    pt_pool_t *pool;
-    struct pool_node *next;
-} pool_node_t;
-
 pt_pool_t *pt_worker_pool_get(pt_worker_t *w)
 {
-    if (w->free_pools) {
-        pool_node_t *n = w->free_pools;
-        w->free_pools = n->next;
-        w->nfree_pools--;
-        pt_pool_t *p = n->pool;
-        free(n);
-        return p;
+    struct pt_worker_priv *p = w->priv;
+    if (p->npools > 0) {
+        pt_pool_t *pool = p->pools[--p->npools];
+        if (p->npools < p->pools_low) p->pools_low = p->npools;
+        return pool;
     }
+    p->pools_low = 0;
     return pt_pool_create(REQ_POOL_BLOCK);
 }
 
 void pt_worker_pool_put(pt_worker_t *w, pt_pool_t *pool)
 {
-    pt_pool_reset(pool);
-    pool_node_t *n = w->nfree_pools < MAX_FREE_POOLS ? malloc(sizeof(*n)) : NULL;
-    if (!n) {
+    struct pt_worker_priv *p = w->priv;
+    if (p->npools == MAX_FREE_POOLS) {
         pt_pool_destroy(pool);
         return;
     }
-    n->pool = pool;
-    n->next = w->free_pools;
-    w->free_pools = n;
-    w->nfree_pools++;
+    pt_pool_reset(pool);
+    p->pools[p->npools++] = pool;
+}
+
+/* Frees half of what the caches did not need since the last trim. */
+static void worker_caches_trim(pt_worker_t *w)
+{
+    struct pt_worker_priv *p = w->priv;
+    for (int i = 0; i < 2; i++) {
+        struct pt_buf_class *c = &p->bufs[i];
+        buf_class_trim(c, c->n - c->low / 2);
+        c->low = c->n;
+    }
+    size_t keep = p->npools - p->pools_low / 2;
+    while (p->npools > keep) pt_pool_destroy(p->pools[--p->npools]);
+    p->pools_low = p->npools;
 }
 
 static void worker_caches_free(pt_worker_t *w)
 {
-    for (int i = 0; i < 2; i++) {
-        struct pt_buf_class *c = &w->priv->bufs[i];
-        while (c->head) {
-            free_node_t *n = c->head;
-            c->head = n->next;
-            free(n);
-        }
-    }
-    while (w->free_pools) {
-        pool_node_t *n = w->free_pools;
-        w->free_pools = n->next;
-        pt_pool_destroy(n->pool);
-        free(n);
-    }
+    struct pt_worker_priv *p = w->priv;
+    for (int i = 0; i < 2; i++) buf_class_trim(&p->bufs[i], 0);
+    while (p->npools > 0) pt_pool_destroy(p->pools[--p->npools]);
 }
 
 struct pt_worker_scratch *pt_worker_scratch(pt_worker_t *w)
@@ -312,6 +322,7 @@ static void on_tick(pt_timer_t *t)
 {
     pt_worker_t *w = t->data;
     if (w->priv->alog) pt_alog_flush(w->priv->alog);
+    if (++w->priv->ticks % 4 == 0) worker_caches_trim(w);
     worker_maybe_exit(w);
     pt_timer_start(w->loop, t, w->draining ? 50 : 250);
 }
