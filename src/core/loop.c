@@ -254,11 +254,13 @@ static void run_timers(pt_loop_t *loop)
 static int next_timeout(const pt_loop_t *loop)
 {
     if (loop->deferred.n > 0) return 0;
-    if (loop->heap_n == 0) return 1000;
+    /* No timer: sleep until an event or a post. Idle wake-ups are not free
+     * (on a busy VM each costs milliseconds of CPU). */
+    if (loop->heap_n == 0) return -1;
     uint64_t when = loop->heap[0]->when_ms;
     if (when <= loop->now_ms) return 0;
     uint64_t d = when - loop->now_ms;
-    return d > 1000 ? 1000 : (int)d;
+    return d > INT32_MAX ? INT32_MAX : (int)d;
 }
 
 int pt_loop_defer(pt_loop_t *loop, pt_task_fn fn, void *arg)

@@ -230,12 +230,12 @@ static void hdr_value(const pt_request_t *r, const char *name, size_t nlen, cons
     *vl = h ? h->value_len : 0;
 }
 
-void pt_alog_request(pt_alog_t *al, pt_request_t *r)
+bool pt_alog_request(pt_alog_t *al, pt_request_t *r)
 {
-    if (!al->wr || al->wr->fd < 0) return; /* racy read of a flag: a line more or less */
+    if (!al->wr || al->wr->fd < 0) return false; /* racy read of a flag: a line more or less */
     if (!al->cur) {
         al->cur = malloc(sizeof(*al->cur));
-        if (!al->cur) return;
+        if (!al->cur) return false;
         al->cur->len = 0;
     }
     char tbuf[40];
@@ -273,12 +273,13 @@ void pt_alog_request(pt_alog_t *al, pt_request_t *r)
         put_lit(&l, "}\n");
         if (l.len < l.cap) {
             b->len += l.len;
-            return;
+            return true;
         }
-        if (b->len == 0) return; /* a single line over 64 KiB: drop it */
+        if (b->len == 0) return false; /* a single line over 64 KiB: drop it */
         pt_alog_flush(al);
         al->cur = malloc(sizeof(*al->cur));
-        if (!al->cur) return;
+        if (!al->cur) return false;
         al->cur->len = 0;
     }
+    return false;
 }

@@ -104,6 +104,7 @@ struct pt_worker_priv {
     pt_alog_t *alog;
     pt_timer_t drain_timer;
     pt_timer_t tick;
+    pt_timer_t alog_timer; /* flushes access log lines soon after they are written */
     struct pt_runtime *rt;
     const struct pt_proxy_metrics *m;
     void *scratch; /* struct pt_worker_scratch */
@@ -111,7 +112,6 @@ struct pt_worker_priv {
     pt_pool_t *pools[1024]; /* request pool cache (MAX_FREE_POOLS) */
     size_t npools;
     size_t pools_low;
-    unsigned ticks;
     struct adopt_msg *init; /* first config, taken by the thread at start */
 };
 
@@ -126,8 +126,8 @@ void pt_alog_writer_reopen(pt_alog_writer_t *wr);
 void pt_alog_writer_destroy(pt_alog_writer_t *wr);
 
 pt_alog_t *pt_alog_create(pt_alog_writer_t *wr);
-/* Appends one JSON line for a finished request. */
-void pt_alog_request(pt_alog_t *al, pt_request_t *r);
+/* Appends one JSON line for a finished request; false when logging is off. */
+bool pt_alog_request(pt_alog_t *al, pt_request_t *r);
 /* Hands the buffered lines to the writer (timer tick, exit). */
 void pt_alog_flush(pt_alog_t *al);
 void pt_alog_destroy(pt_alog_t *al);

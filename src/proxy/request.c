@@ -442,7 +442,9 @@ static void request_account(pt_request_t *r)
     pt_metric_inc(m->requests_by_class[cls]);
     pt_metric_observe(m->request_duration, (double)(pt_time_mono_us() - r->start_us) / 1e6);
     pt_metric_add(m->bytes_sent, r->bytes_sent);
-    if (r->worker->priv->alog) pt_alog_request(r->worker->priv->alog, r);
+    struct pt_worker_priv *p = r->worker->priv;
+    if (p->alog && pt_alog_request(p->alog, r) && !pt_timer_armed(&p->alog_timer))
+        pt_timer_start(r->worker->loop, &p->alog_timer, 200);
     r->worker->nrequests--;
 }
 

@@ -124,6 +124,13 @@ void *pt_worker_buf_get(pt_worker_t *w, size_t size)
     return malloc(size);
 }
 
+/* Armed while the caches hold something to trim or while draining; an idle
+ * worker with empty caches sleeps until an event. */
+static void arm_tick(pt_worker_t *w)
+{
+    if (!pt_timer_armed(&w->priv->tick)) pt_timer_start(w->loop, &w->priv->tick, 1000);
+}
+
 void pt_worker_buf_put(pt_worker_t *w, void *buf, size_t size)
 {
     struct pt_buf_class *c = buf_class(w, size, false);
@@ -135,6 +142,7 @@ void pt_worker_buf_put(pt_worker_t *w, void *buf, size_t size)
     n->next = c->head;
     c->head = n;
     c->n++;
+    arm_tick(w);
 }
 
 pt_pool_t *pt_worker_pool_get(pt_worker_t *w)
@@ -158,6 +166,7 @@ void pt_worker_pool_put(pt_worker_t *w, pt_pool_t *pool)
     }
     pt_pool_reset(pool);
     p->pools[p->npools++] = pool;
+    arm_tick(w);
 }
 
 /* Frees half of what the caches did not need since the last trim. */
@@ -166,10 +175,10 @@ static void worker_caches_trim(pt_worker_t *w)
     struct pt_worker_priv *p = w->priv;
     for (int i = 0; i < 2; i++) {
         struct pt_buf_class *c = &p->bufs[i];
-        buf_class_trim(c, c->n - c->low / 2);
+        buf_class_trim(c, c->n - (c->low + 1) / 2); /* round up: the last one goes too */
         c->low = c->n;
     }
-    size_t keep = p->npools - p->pools_low / 2;
+    size_t keep = p->npools - (p->pools_low + 1) / 2;
     while (p->npools > keep) pt_pool_destroy(p->pools[--p->npools]);
     p->pools_low = p->npools;
 }
@@ -318,13 +327,28 @@ static void worker_maybe_exit(pt_worker_t *w)
     if (w->draining && w->nconns == 0) pt_loop_stop(w->loop);
 }
 
+/* True when there is nothing for the trim tick to do. */
+static bool caches_empty(const pt_worker_t *w)
+{
+    const struct pt_worker_priv *p = w->priv;
+    return p->bufs[0].n == 0 && p->bufs[1].n == 0 && p->npools == 0;
+}
+
 static void on_tick(pt_timer_t *t)
 {
     pt_worker_t *w = t->data;
-    if (w->priv->alog) pt_alog_flush(w->priv->alog);
-    if (++w->priv->ticks % 4 == 0) worker_caches_trim(w);
+    worker_caches_trim(w);
     worker_maybe_exit(w);
-    pt_timer_start(w->loop, t, w->draining ? 50 : 250);
+    if (w->draining)
+        pt_timer_start(w->loop, t, 50);
+    else if (!caches_empty(w))
+        pt_timer_start(w->loop, t, 1000);
+}
+
+static void on_alog_timer(pt_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    if (w->priv->alog) pt_alog_flush(w->priv->alog);
 }
 
 static void on_drain_timeout(pt_timer_t *t)
@@ -360,6 +384,12 @@ static void worker_stop_now(void *arg)
     pt_loop_stop(w->loop);
 }
 
+static void control_stop(void *arg)
+{
+    pt_runtime_t *rt = arg;
+    pt_loop_stop(rt->loop);
+}
+
 static void *worker_main(void *arg)
 {
     pt_worker_t *w = arg;
@@ -376,7 +406,6 @@ static void *worker_main(void *arg)
     w->priv->init = NULL;
     listeners_sync(w, init->bounds, init->nbounds);
     adopt_msg_free(init);
-    pt_timer_start(w->loop, &w->priv->tick, 1000);
     int rc = pt_loop_run(w->loop);
     if (rc < 0) pt_log(PT_LOG_CRIT, "worker %d: event loop failed: %s", w->id, strerror(-rc));
     listeners_close_all(w);
@@ -385,9 +414,11 @@ static void *worker_main(void *arg)
         if (mods[i]->worker_exit) mods[i]->worker_exit(w);
     /* Run deferred frees queued by the closes above. */
     pt_timer_stop(w->loop, &w->priv->tick);
+    pt_timer_stop(w->loop, &w->priv->alog_timer);
     pt_timer_stop(w->loop, &w->priv->drain_timer);
     if (w->priv->alog) pt_alog_flush(w->priv->alog);
-    rt->workers_running--;
+    /* The last worker out wakes the control thread (it sleeps on events). */
+    if (atomic_fetch_sub(&rt->workers_running, 1) == 1) pt_loop_post(rt->loop, control_stop, rt);
     return NULL;
 }
 
@@ -406,6 +437,7 @@ static pt_worker_t *worker_create(pt_runtime_t *rt, int id)
     p->alog = pt_alog_create(rt->alog);
     if (!p->alog) goto fail;
     pt_timer_init(&p->tick, on_tick, w);
+    pt_timer_init(&p->alog_timer, on_alog_timer, w);
     pt_timer_init(&p->drain_timer, on_drain_timeout, w);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = pt_time_mono_us() * 2654435761u + (uint64_t)id + 1;
@@ -628,15 +660,6 @@ static void on_signal(pt_io_t *io, unsigned events)
     io->readable = false;
 }
 
-static void on_control_tick(pt_timer_t *t)
-{
-    pt_runtime_t *rt = t->data;
-    if (rt->workers_running == 0) {
-        pt_loop_stop(rt->loop);
-        return;
-    }
-    pt_timer_start(rt->loop, t, 20);
-}
 
 /* ------------------------------------------------------------------ */
 /* process set-up                                                      */
@@ -836,11 +859,7 @@ int pt_proxy_run(const pt_run_opts_t *opts)
     }
     pt_log_notice("portico %s started: %d workers, configuration %s", PT_VERSION, rt->nworkers,
                   rt->snap->conf_path);
-    pt_timer_t tick;
-    pt_timer_init(&tick, on_control_tick, rt);
-    pt_timer_start(rt->loop, &tick, 20);
     pt_loop_run(rt->loop);
-    pt_timer_stop(rt->loop, &tick);
     runtime_teardown(rt);
     pt_log_notice("portico stopped");
     free(rt);
