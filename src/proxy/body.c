@@ -136,25 +136,6 @@ void pt_req_body_consumed(pt_request_t *r)
     }
 }
 
-void pt_req_pause_body(pt_request_t *r) { r->conn->body_paused = true; }
-
-static void resume_body(void *arg)
-{
-    pt_request_t *r = arg;
-    pt_conn_t *c = r->conn;
-    if (c->req != r || !c->want_body || c->body_paused) return;
-    if (r->on_body) r->on_body(r);
-}
-
-void pt_req_resume_body(pt_request_t *r)
-{
-    pt_conn_t *c = r->conn;
-    c->body_paused = false;
-    /* An edge may have come while paused; the handler gets it at a safe point. */
-    if (c->want_body && (c->io.readable || c->rlen > c->body_pos))
-        if (pt_loop_defer(c->w->loop, resume_body, r) < 0) pt_req_abort(r);
-}
-
 /* Sets up body framing for a new request. Returns 0 or -status. */
 int pt_request_body_init(pt_request_t *r)
 {

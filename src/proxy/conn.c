@@ -282,7 +282,6 @@ void pt_conn_request_done(pt_conn_t *c, bool keep)
     c->req = NULL;
     c->tunnel_cb = NULL;
     c->want_body = false;
-    c->body_paused = false;
     c->nreq++;
     if (!keep || c->close_after || c->w->draining) {
         pt_conn_close(c);

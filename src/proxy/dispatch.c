@@ -38,11 +38,9 @@ static void run_return(pt_request_t *r)
 static void close_fd(void *arg) { close((int)(intptr_t)arg); }
 
 /* Splits "Name: value\r\n" lines from the static file module into fields. */
-static size_t split_header_lines(pt_request_t *r, char *text, size_t len, pt_http_hdr_t *out,
-                                 size_t cap)
+static size_t split_header_lines(char *text, size_t len, pt_http_hdr_t *out, size_t cap)
 {
     size_t n = 0, i = 0;
-    pt_unused(r);
     while (i < len && n < cap) {
         char *line = text + i;
         char *eol = memchr(line, '\r', len - i);
@@ -77,7 +75,7 @@ static void run_static(pt_request_t *r)
         return;
     }
     pt_http_hdr_t hdrs[16];
-    size_t nh = split_header_lines(r, res.headers, res.headers_len, hdrs, 16);
+    size_t nh = split_header_lines(res.headers, res.headers_len, hdrs, 16);
     bool has_body_file = res.fd >= 0 && res.length > 0;
     pt_response_t resp = {res.status, hdrs, nh, res.status == 304 ? -1 : (int64_t)res.length,
                           res.status == 304, false};
@@ -209,7 +207,7 @@ void pt_request_on_io(pt_request_t *r, unsigned events)
         }
     }
     if (c->req != r) return;
-    if ((events & PT_EV_READ) && c->want_body && !c->body_paused && r->on_body) {
+    if ((events & PT_EV_READ) && c->want_body && r->on_body) {
         c->want_body = false;
         pt_timer_stop(c->w->loop, &c->timer);
         r->on_body(r);

@@ -381,9 +381,6 @@ void pt_req_abort(pt_request_t *r);
  */
 int pt_req_read_body(pt_request_t *r, const char **p, size_t *len);
 void pt_req_body_consumed(pt_request_t *r);
-/* Stops watching the client for body bytes (back-pressure). */
-void pt_req_pause_body(pt_request_t *r);
-void pt_req_resume_body(pt_request_t *r);
 
 /*
  * Tunnels (after 101): the client socket fd and any bytes already read
@@ -424,7 +421,6 @@ const char *pt_req_scheme(const pt_request_t *r);
 uint16_t pt_req_local_port(const pt_request_t *r);
 /* The PROXY protocol source received on the connection, or NULL. */
 const pt_addr_t *pt_req_proxy_src(const pt_request_t *r);
-const pt_addr_t *pt_req_proxy_dst(const pt_request_t *r);
 
 /* ---- PROXY protocol (v1 text, v2 binary) ---- */
 

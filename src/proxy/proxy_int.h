@@ -42,7 +42,6 @@ struct pt_conn {
     pt_addr_t pp_src, pp_dst;
     bool has_pp;
     bool close_after; /* close when the current response is done */
-    bool body_paused;
     bool want_body;
     char *rbuf;
     size_t rsize;
@@ -93,7 +92,6 @@ typedef struct pt_wlistener {
     pt_io_t io;
     pt_addr_t addr;
     bool proxy_protocol;
-    bool shared;
     pt_worker_t *w;
     struct pt_wlistener *next;
 } pt_wlistener_t;

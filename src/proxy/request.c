@@ -39,10 +39,6 @@ const pt_addr_t *pt_req_proxy_src(const pt_request_t *r)
 {
     return r->conn->has_pp ? &r->conn->pp_src : NULL;
 }
-const pt_addr_t *pt_req_proxy_dst(const pt_request_t *r)
-{
-    return r->conn->has_pp ? &r->conn->pp_dst : NULL;
-}
 
 /* The address of the immediate client: the PROXY source, else the socket peer. */
 static const pt_addr_t *conn_client_addr(const pt_conn_t *c)
@@ -384,42 +380,35 @@ void pt_req_unsend_head(pt_request_t *r)
     r->head_only = false;
 }
 
-static int push_chunk_framing(pt_request_t *r, size_t len, bool last)
+/*
+ * Queues one piece of body (memory when fd < 0, else a file range) with the
+ * chunked framing the response needs, then writes. HEAD and bodiless
+ * statuses queue nothing but still flush the head.
+ */
+static int send_piece(pt_request_t *r, const char *p, int fd, off_t off, size_t len, bool last)
 {
-    if (len > 0) {
+    if (r->head_only) return pt_req_flush(r);
+    bool chunked = r->resp_chunked;
+    int rc = 0;
+    if (chunked && len > 0) {
         int n = snprintf(r->chunk_hdr, sizeof(r->chunk_hdr), "%zx\r\n", len);
-        if (out_push(r, r->chunk_hdr, (size_t)n, -1, 0) < 0) return -ENOBUFS;
+        rc = out_push(r, r->chunk_hdr, (size_t)n, -1, 0);
     }
-    return 0;
-    pt_unused(last);
+    if (rc == 0) rc = out_push(r, p, len, fd, off);
+    if (rc == 0 && chunked && len > 0) rc = out_push(r, "\r\n", 2, -1, 0);
+    if (rc == 0 && chunked && last) rc = out_push(r, "0\r\n\r\n", 5, -1, 0);
+    if (rc < 0) return rc;
+    return pt_req_flush(r);
 }
 
 int pt_req_send_body(pt_request_t *r, const char *p, size_t len, bool last)
 {
-    if (r->head_only) len = 0;
-    int rc = 0;
-    if (r->resp_chunked && !r->head_only) {
-        rc = push_chunk_framing(r, len, last);
-        if (rc == 0) rc = out_push(r, p, len, -1, 0);
-        if (rc == 0 && len > 0) rc = out_push(r, "\r\n", 2, -1, 0);
-        if (rc == 0 && last) rc = out_push(r, "0\r\n\r\n", 5, -1, 0);
-    } else {
-        rc = out_push(r, p, len, -1, 0);
-    }
-    if (rc < 0) return rc;
-    return pt_req_flush(r);
+    return send_piece(r, p, -1, 0, len, last);
 }
 
 int pt_req_send_file(pt_request_t *r, int fd, off_t off, size_t len, bool last)
 {
-    if (r->head_only) return pt_req_flush(r);
-    int rc = 0;
-    if (r->resp_chunked) rc = push_chunk_framing(r, len, last);
-    if (rc == 0) rc = out_push(r, NULL, len, fd, off);
-    if (rc == 0 && r->resp_chunked && len > 0) rc = out_push(r, "\r\n", 2, -1, 0);
-    if (rc == 0 && r->resp_chunked && last) rc = out_push(r, "0\r\n\r\n", 5, -1, 0);
-    if (rc < 0) return rc;
-    return pt_req_flush(r);
+    return send_piece(r, NULL, fd, off, len, last);
 }
 
 /* ------------------------------------------------------------------ */

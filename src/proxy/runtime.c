@@ -212,9 +212,7 @@ static void listeners_close_all(pt_worker_t *w)
     while (p->listeners) {
         pt_wlistener_t *l = p->listeners;
         p->listeners = l->next;
-        pt_io_stop(w->loop, &l->io);
-        /* Shared sockets belong to the runtime; per-worker ones to us. */
-        if (!l->shared) close(l->io.fd);
+        pt_io_stop(w->loop, &l->io); /* the fd belongs to the runtime's bound table */
         free(l);
     }
 }
@@ -260,7 +258,6 @@ static void listeners_sync(pt_worker_t *w, const bound_t *bounds, size_t nbounds
         l->w = w;
         l->addr = b->addr;
         l->proxy_protocol = b->proxy_protocol;
-        l->shared = true; /* fds are closed by the runtime */
         if (pt_io_start_read(w->loop, &l->io) < 0) {
             pt_log_error("worker %d: cannot watch a listener: %s", w->id, strerror(errno));
             free(l);
