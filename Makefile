@@ -9,7 +9,7 @@ FUZZ_DIR := build/fuzz
 FUZZ_SECONDS ?= 60
 CONF ?= examples/portico.conf
 
-.PHONY: all deps build release asan run test unit integration smoke fuzz fuzz-smoke bench test-long clean format
+.PHONY: all deps build release asan run test unit integration smoke fuzz fuzz-smoke bench bench-upstream test-long clean format
 
 all: build
 
@@ -50,6 +50,11 @@ fuzz-smoke: fuzz-build
 
 bench: build
 	@/usr/bin/python3 bench/run.py --portico $(RELEASE_DIR)/portico
+
+# Only the upstream scenarios (slow origin, failing origin, LB overhead):
+# bench/results/upstream.{json,md,png}.
+bench-upstream: build
+	@/usr/bin/python3 bench/run.py --portico $(RELEASE_DIR)/portico --upstream
 
 test-long: asan fuzz-build
 	@PT_LONG=1 bash scripts/test.sh $(ASAN_DIR)

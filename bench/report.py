@@ -122,10 +122,12 @@ def markdown(result):
                 top = ", ".join(f"{k} {v:g}" for k, v in list(by.items())[:8])
                 lines.append(f"- {p} syscalls/req: {top}")
         lines.append("")
+    lines.extend(upstream_markdown(result))
     notes = list(result.get("notes", []))
     for p, why in result.get("skipped", {}).items():
         notes.append(f"{p} skipped: {why.splitlines()[0] if why else ''}")
-    for section in ("instructions", "syscalls", "memory"):
+    for section in ("instructions", "syscalls", "memory", "slow_origin",
+                    "failing_origin", "lb_overhead"):
         for p, e in result.get(section, {}).items():
             if isinstance(e, dict) and e.get("error"):
                 notes.append(f"{section} {p}: {e['error'].splitlines()[0]}")
@@ -160,15 +162,45 @@ def _bars(ax, groups, proxies, values, title, ylabel, fmt="{:.0f}"):
 
 def chart(result, path):
     """Write the PNG: req/s, CPU µs/req, p99 per cell; instructions, syscalls
-    and idle-connection memory per proxy."""
+    and idle-connection memory per proxy; and a row for the upstream
+    scenarios when they ran (only that row when nothing else ran)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    has_base = any(result.get(k) for k in ("load", "memory", "instructions", "syscalls"))
+    has_ups = any(result.get(k) for k in UPSTREAM_SECTIONS)
+    rows = (2 if has_base or not has_ups else 0) + (1 if has_ups else 0)
+    fig = plt.figure(figsize=(15, 4.25 * rows + (0.5 if rows == 1 else 0)))
+    grid = fig.add_gridspec(rows, 12)
+    if has_ups:
+        upstream_panels([fig.add_subplot(grid[rows - 1, 3 * c:3 * c + 3])
+                         for c in range(4)], result)
+    if rows > 1:
+        axes = [[fig.add_subplot(grid[r, 4 * c:4 * c + 4]) for c in range(3)]
+                for r in range(2)]
+        _base_panels(fig, axes, result)
+    m = result.get("machine", {})
+    if rows > 1:
+        title = (f"Portico vs nginx vs HAProxy — {result.get('started_at', '')} · "
+                 f"{m.get('nproc')} CPUs · {result.get('config', {}).get('duration_s')} s × "
+                 f"{result.get('config', {}).get('rounds')} round(s) (medians)")
+    else:
+        up = result.get("config", {}).get("upstream", {})
+        title = (f"Portico upstream scenarios — {result.get('started_at', '')} · "
+                 f"{m.get('nproc')} CPUs · {up.get('rate', 0):g} req/s open loop, "
+                 f"client timeout {up.get('client_timeout_s', 0):g} s")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95 if rows > 1 else 0.9))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _base_panels(fig, axes, result):
+    """The two rows of the proxy comparison (load cells and noise-free figures)."""
     proxies = result.get("proxies", [])
     cells = [c["id"] for c in result.get("cells", [])]
     load = result.get("load", {})
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
 
     def cellvals(metric, scale=1.0):
         out = {}
@@ -213,10 +245,264 @@ def chart(result, path):
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", ncol=len(labels))
-    m = result.get("machine", {})
-    fig.suptitle(f"Portico vs nginx vs HAProxy — {result.get('started_at', '')} · "
-                 f"{m.get('nproc')} CPUs · {result.get('config', {}).get('duration_s')} s × "
-                 f"{result.get('config', {}).get('rounds')} round(s) (medians)", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+# ------------------------------------------------------ upstream scenarios
+
+UPSTREAM_SECTIONS = ("slow_origin", "failing_origin", "lb_overhead")
+VARIANT_COLORS = {
+    "direct": "#7f7f7f", "portico-p2c": "#d62728", "portico-rr": "#ff9896",
+    "nginx-leastconn": "#2ca02c", "haproxy-leastconn": "#1f77b4",
+    "portico-retryoff": "#ff9896", "portico-retryon": "#d62728",
+    "portico-retryon-noeject": "#9e1b1b", "nginx-retry": "#2ca02c",
+    "haproxy-retry": "#1f77b4",
+}
+
+
+def _lat(r, key, timeout_s):
+    """A latency percentile in ms for a table; '≥T s' when it lands on failures."""
+    if key in r and r[key] is not None:
+        return f"{r[key] / 1000:.1f}"
+    if r.get(key.replace("_us", "_failed")):
+        return f"≥{timeout_s:g} s ✗"
+    return "—"
+
+
+def _pct(v, digits=2):
+    return "—" if v is None else f"{v * 100:.{digits}f} %"
+
+
+def _met(flag):
+    return "met" if flag else "**not met**"
+
+
+def _slow_markdown(result, up):
+    slow = result.get("slow_origin", {})
+    if not slow:
+        return []
+    t = up.get("client_timeout_s", 1.0)
+    lines = [
+        "### Slow origin",
+        "",
+        f"{up.get('origins')} origins (nginx); origin {up.get('slow_origin')} answers "
+        f"{up.get('slow_delay_ms'):g} ms late from {up.get('slow_from_s'):g} s to "
+        f"{up.get('slow_to_s'):g} s of a {up.get('slow_duration_s'):g} s run. Open-loop "
+        f"load: {up.get('rate'):g} req/s over {up.get('client_conns')} keep-alive "
+        f"connections, client timeout {t:g} s (a timeout is a failure and counts as "
+        "infinitely slow in the percentiles). \"Slowed\" = requests the slow origin held "
+        "for the delay (its access log).",
+        "",
+        "| Proxy | p50 ms | p99 ms | p99.9 ms | success | window p99 ms "
+        "| window p99.9 ms | slowed | req to origins | send lag ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for kind, r in slow.items():
+        name = r.get("label", kind)
+        if "requests" not in r:
+            lines.append(f"| {name} ⚠ | — | — | — | — | — | — | — | "
+                         f"{(r.get('error') or '').splitlines()[0][:60]} | — |")
+            continue
+        w = r.get("window", {})
+        lines.append(
+            f"| {name} | {_lat(r, 'p50_us', t)} | {_lat(r, 'p99_us', t)} | "
+            f"{_lat(r, 'p999_us', t)} | {_pct(r.get('success_rate'))} | "
+            f"{_lat(w, 'p99_us', t)} | {_lat(w, 'p999_us', t)} | "
+            f"{r.get('slowed_requests', '—')} | "
+            f"{' / '.join(str(n) for n in r.get('origin_requests', []))} | "
+            f"{r.get('max_send_lag_ms', 0):.0f} |")
+    lines.append("")
+    v = result.get("upstream_targets", {})
+    parts = []
+    for other, name in (("portico-rr", "round_robin"), ("nginx-leastconn", "nginx"),
+                        ("haproxy-leastconn", "HAProxy")):
+        e = v.get(f"p999_vs_{other}")
+        if e and e.get("ratio") is None:
+            parts.append(f"vs {name}: undetermined (both p99.9 at or past the timeout)")
+        elif e:
+            bound = {"lower": "≥ ", "upper": "≤ "}.get(e.get("bound"), "")
+            parts.append(f"vs {name} {bound}{e['ratio']:.2f}× "
+                         f"(target {'≥ 5' if other == 'portico-rr' else '> 1'}×: "
+                         f"{_met(e['met'])})")
+    if parts:
+        lines.append("Portico p2c_ewma p99.9 better by: " + "; ".join(parts) + ".")
+        lines.append("")
+    return lines
+
+
+def _fail_markdown(result, up):
+    fail = result.get("failing_origin", {})
+    if not fail:
+        return []
+    lines = [
+        "### Failing origin",
+        "",
+        f"{up.get('origins')} origins; origin {up.get('fail_origin')} answers 503 to "
+        f"{up.get('fail_ratio', 0.5):.0%} of its requests. {up.get('rate'):g} req/s for "
+        f"{up.get('fail_duration_s'):g} s. Amplification = requests logged by the origins "
+        "÷ requests sent by the client. Target with retries on: amplification ≤ 1.2 "
+        "and success ≥ 99 %.",
+        "",
+        "| Proxy | client req | upstream req | amplification | success "
+        "| 503 from failing origin | req to origins |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    v = result.get("upstream_targets", {})
+    for kind, r in fail.items():
+        name = r.get("label", kind)
+        if "amplification" not in r:
+            lines.append(f"| {name} ⚠ | — | — | — | — | — | "
+                         f"{(r.get('error') or '').splitlines()[0][:60]} |")
+            continue
+        verdict = v.get(f"retry_{kind}")
+        flag = f" ({_met(verdict['met'])})" if verdict else ""
+        lines.append(
+            f"| {name}{flag} | {r['requests']:,} | {r['upstream_requests']:,} | "
+            f"{r['amplification']:.3f} | {_pct(r.get('success_rate'))} | "
+            f"{r.get('failing_origin_503', '—')} | "
+            f"{' / '.join(str(n) for n in r.get('origin_requests', []))} |")
+    lines.append("")
+    return lines
+
+
+def _overhead_markdown(result):
+    ovh = result.get("lb_overhead", {})
+    rows = [(k, r) for k, r in ovh.items() if isinstance(r, dict)]
+    if not rows:
+        return []
+    lines = ["### Load-balancing overhead (callgrind)", "",
+             "| Portico configuration | instructions/req |", "|---|---:|"]
+    for kind, r in rows:
+        val = _fmt(r.get("per_request"), 0) if "per_request" in r else \
+            "⚠ " + (r.get("error") or "").splitlines()[0][:60]
+        lines.append(f"| {r.get('label', kind)} | {val} |")
+    if "delta_per_request" in ovh:
+        d = ovh["delta_per_request"]
+        lines.append(f"| **difference** (target ≤ {ovh.get('target_per_request', 1500):,}: "
+                     f"{_met(d <= ovh.get('target_per_request', 1500))}) | {d:,.0f} |")
+    lines.append("")
+    return lines
+
+
+def upstream_markdown(result):
+    """The tables of the upstream scenarios (empty if none ran)."""
+    if not any(result.get(k) for k in UPSTREAM_SECTIONS):
+        return []
+    up = result.get("config", {}).get("upstream", {})
+    lines = ["## Upstream scenarios", ""]
+    lines += _slow_markdown(result, up)
+    lines += _fail_markdown(result, up)
+    lines += _overhead_markdown(result)
+    return lines
+
+
+def _short(label):
+    return (label.replace("Portico ", "Portico\n").replace(" least", "\nleast")
+            .replace("HAProxy ", "HAProxy\n").replace(", ", ",\n")
+            .replace("no proxy ", "no proxy\n"))
+
+
+def _slow_percentile_panel(ax, result):
+    slow = {k: r for k, r in result.get("slow_origin", {}).items() if "requests" in r}
+    t = result.get("config", {}).get("upstream", {}).get("client_timeout_s", 1.0)
+    keys = ("p50_us", "p99_us", "p999_us")
+    names = ("p50", "p99", "p99.9")
+    kinds = list(slow)
+    width = 0.8 / max(1, len(kinds))
+    for i, k in enumerate(kinds):
+        r = slow[k]
+        xs = [g + (i - (len(kinds) - 1) / 2) * width for g in range(len(keys))]
+        ys = [(r[key] / 1000 if r.get(key) is not None else t * 1000) for key in keys]
+        failed = [r.get(key) is None for key in keys]
+        bars = ax.bar(xs, ys, width, label=r.get("label", k),
+                      color=VARIANT_COLORS.get(k, "#999999"))
+        for b, y, f in zip(bars, ys, failed):
+            if f:
+                b.set_hatch("//")
+            ax.annotate(("≥" if f else "") + f"{y:.0f}",
+                        (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=6, rotation=90,
+                        xytext=(0, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel("ms (log)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Slow origin: latency, whole run (lower is better)", fontsize=10)
+    ax.legend(fontsize=6, loc="upper left")
+    ax.margins(y=0.3)
+    if not kinds:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+
+
+def _slow_series_panel(ax, result):
+    up = result.get("config", {}).get("upstream", {})
+    slow = {k: r for k, r in result.get("slow_origin", {}).items() if r.get("series")}
+    if up.get("slow_from_s") is not None:
+        ax.axvspan(up["slow_from_s"], up["slow_to_s"], color="#eeeeee", zorder=0)
+    for k, r in slow.items():
+        xs = [row[0] + 0.5 for row in r["series"]]
+        ys = [row[3] / 1000 for row in r["series"]]
+        ax.plot(xs, ys, label=r.get("label", k), color=VARIANT_COLORS.get(k, "#999999"),
+                linewidth=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("s (grey: origin slow)", fontsize=8)
+    ax.set_ylabel("p99 per second, ms (log)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title("Slow origin: p99 over time", fontsize=10)
+    if not slow:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+
+
+def _fail_panel(ax, result):
+    fail = {k: r for k, r in result.get("failing_origin", {}).items()
+            if "amplification" in r}
+    kinds = list(fail)
+    ys = [fail[k]["amplification"] for k in kinds]
+    bars = ax.bar(range(len(kinds)), ys, 0.6,
+                  color=[VARIANT_COLORS.get(k, "#999999") for k in kinds])
+    for b, k in zip(bars, kinds):
+        r = fail[k]
+        ax.annotate(f"{r['amplification']:.3f}\nok {r['success_rate'] * 100:.2f}%",
+                    (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.axhline(1.2, color="#555555", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(len(kinds)))
+    ax.set_xticklabels([_short(fail[k].get("label", k)) for k in kinds], fontsize=6)
+    ax.set_ylim(0, max(ys + [1.3]) * 1.25)
+    ax.set_ylabel("upstream req ÷ client req", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Failing origin: amplification (dashed: 1.2)", fontsize=10)
+    if not kinds:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+
+
+def _overhead_panel(ax, result):
+    ovh = result.get("lb_overhead", {})
+    kinds = [k for k, r in ovh.items() if isinstance(r, dict) and "per_request" in r]
+    ys = [ovh[k]["per_request"] for k in kinds]
+    bars = ax.bar(range(len(kinds)), ys, 0.6, color=["#ff9896", "#d62728"][:len(kinds)])
+    for b, y in zip(bars, ys):
+        ax.annotate(f"{y:,.0f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.set_xticks(range(len(kinds)))
+    ax.set_xticklabels(["simplest group" if k.endswith("lbmin") else
+                        "p2c_ewma + health\n+ outlier, 3 origins" for k in kinds], fontsize=7)
+    ax.set_xlim(-0.75, 1.75)
+    title = "Portico instructions/req (callgrind)"
+    if "delta_per_request" in ovh:
+        title += f": +{ovh['delta_per_request']:,.0f}"
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.margins(y=0.15)
+    if not kinds:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+
+
+def upstream_panels(axes, result):
+    """The chart row of the upstream scenarios (4 axes)."""
+    _slow_percentile_panel(axes[0], result)
+    _slow_series_panel(axes[1], result)
+    _fail_panel(axes[2], result)
+    _overhead_panel(axes[3], result)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+import lbbench
 import measure
 import report
 import servers
@@ -26,7 +27,9 @@ import servers
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_VERSION = 1
 ALL_PROXIES = ("portico", "nginx", "haproxy")
-ALL_PHASES = ("load", "memory", "callgrind", "strace")
+ALL_PHASES = ("load", "memory", "callgrind", "strace",
+              "slow_origin", "failing_origin", "lb_overhead")
+UPSTREAM_PHASES = ("slow_origin", "failing_origin", "lb_overhead")
 
 
 def parse_args(argv):
@@ -58,8 +61,32 @@ def parse_args(argv):
                     help="output directory (default: bench/results)")
     ap.add_argument("--keep-tmp", action="store_true",
                     help="keep the temp dir (configs, server logs, tool outputs)")
+    ap.add_argument("--upstream", action="store_true",
+                    help="only the upstream scenarios (phases " + ",".join(UPSTREAM_PHASES)
+                    + "), written to upstream.{json,md,png} unless --name is given")
+    ap.add_argument("--name", help="base name of the outputs (default: latest, "
+                    "or upstream with --upstream)")
+    ap.add_argument("--lb-rate", type=float, default=500.0,
+                    help="requests/s of the open-loop load in the upstream scenarios "
+                    "(default %(default)s)")
+    ap.add_argument("--lb-conns", type=int, default=128,
+                    help="client connections of that load (default %(default)s)")
+    ap.add_argument("--client-timeout", type=float, default=1.0,
+                    help="client timeout in the upstream scenarios, s (default %(default)s)")
+    ap.add_argument("--slow-duration", type=float,
+                    help="seconds per slow-origin run, slow during the middle third "
+                    "(default 30, quick 12)")
+    ap.add_argument("--slow-delay-ms", type=float, default=200.0,
+                    help="delay the slow origin adds, ms (default %(default)s)")
+    ap.add_argument("--fail-duration", type=float,
+                    help="seconds per failing-origin run (default 10, quick 5)")
     a = ap.parse_args(argv)
     q = a.quick
+    if a.upstream and a.phases == ",".join(ALL_PHASES):
+        a.phases = ",".join(UPSTREAM_PHASES)
+    a.name = a.name or ("upstream" if a.upstream else "latest")
+    a.slow_duration = a.slow_duration or (12.0 if q else 30.0)
+    a.fail_duration = a.fail_duration or (5.0 if q else 10.0)
     a.duration = a.duration if a.duration is not None else (3.0 if q else 10.0)
     a.rounds = a.rounds if a.rounds is not None else (1 if q else 3)
     a.warmup = a.warmup if a.warmup is not None else (1.0 if q else 2.0)
@@ -279,7 +306,7 @@ def phase_tool(a, res, tmp, origin, proxies, cpus, tool):
             log(f"  {tool:<9} {kind:<8} ERROR {r['error'].splitlines()[0]}")
 
 
-def write_outputs(res, out_dir):
+def write_outputs(res, out_dir, name="latest"):
     os.makedirs(out_dir, exist_ok=True)
     # Medians here, not at the end of the load phase, so an interrupted run
     # still reports the cells it finished.
@@ -287,15 +314,16 @@ def write_outputs(res, out_dir):
         for cell in cells.values():
             cell["median"] = report.summarize_cell(cell["runs"])
     report.add_ratios(res)
+    res["upstream_targets"] = lbbench.verdicts(res)
     md = report.markdown(res)
-    with open(os.path.join(out_dir, "latest.json.tmp"), "w") as f:
+    with open(os.path.join(out_dir, f"{name}.json.tmp"), "w") as f:
         json.dump(res, f, indent=1, sort_keys=False)
         f.write("\n")
-    os.replace(os.path.join(out_dir, "latest.json.tmp"), os.path.join(out_dir, "latest.json"))
-    with open(os.path.join(out_dir, "latest.md"), "w") as f:
+    os.replace(os.path.join(out_dir, f"{name}.json.tmp"), os.path.join(out_dir, f"{name}.json"))
+    with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
         f.write(md + "\n")
     try:
-        report.chart(res, os.path.join(out_dir, "latest.png"))
+        report.chart(res, os.path.join(out_dir, f"{name}.png"))
     except Exception as e:  # noqa: BLE001 - the JSON and table still stand
         log(f"chart failed: {type(e).__name__}: {e}")
     return md
@@ -350,8 +378,10 @@ def main(argv):
                    else servers.BIG_BODY_BYTES}
                   for c in a.connections for b in ("small", "64k")],
         "load": {}, "memory": {}, "instructions": {}, "syscalls": {},
+        "slow_origin": {}, "failing_origin": {}, "lb_overhead": {},
         "notes": [],
     }
+    res["config"]["upstream"] = lbbench.settings(a)
     stall = stall_probe()
     res["machine"]["stall_fraction"] = stall
     res["machine"]["loadavg"] = _loadavg()
@@ -381,6 +411,10 @@ def main(argv):
             "memory": lambda: phase_memory(a, res, tmp, origin, proxies, cpus),
             "callgrind": lambda: phase_tool(a, res, tmp, origin, proxies, cpus, "callgrind"),
             "strace": lambda: phase_tool(a, res, tmp, origin, proxies, cpus, "strace"),
+            "slow_origin": lambda: lbbench.phase_slow_origin(a, res, tmp, proxies, cpus),
+            "failing_origin": lambda: lbbench.phase_failing_origin(a, res, tmp, proxies,
+                                                                   cpus),
+            "lb_overhead": lambda: lbbench.phase_lb_overhead(a, res, tmp, proxies, cpus),
         }
         for name in ALL_PHASES:
             if name in a.phases:
@@ -407,10 +441,10 @@ def main(argv):
             log(f"bench: temp dir kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    md = write_outputs(res, a.out)
+    md = write_outputs(res, a.out, a.name)
     print()
     print(md)
-    log(f"bench: wrote {os.path.join(a.out, 'latest.json')}, latest.md, latest.png")
+    log(f"bench: wrote {os.path.join(a.out, a.name + '.json')}, {a.name}.md, {a.name}.png")
     return 130 if interrupted else (0 if res["complete"] else 1)
 
 

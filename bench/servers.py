@@ -419,7 +419,8 @@ def make_origin(tmp, cpu):
 
 def make_proxy(kind, tmp, origin_port, cpu=None, wrapper=None,
                single_process=False, portico_bin=None, tag=""):
-    """A proxy server of kind 'portico' | 'nginx' | 'haproxy' in its own dir.
+    """A proxy server of kind 'portico' | 'nginx' | 'haproxy' in its own dir,
+    or a variant '<proxy>-<variant>' of the upstream scenarios (bench/lbconf.py).
 
     single_process: nginx without a master (so callgrind/strace see the worker).
     wrapper:        tool argv prefix (valgrind/strace).
@@ -428,18 +429,28 @@ def make_proxy(kind, tmp, origin_port, cpu=None, wrapper=None,
     d = os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     port = free_port()
+    kind, _, variant = kind.partition("-")
+    if variant:
+        # A variant of the upstream scenarios ("portico-p2c", "nginx-retry"...):
+        # origin_port is then a list of ports. Imported here: lbconf imports us.
+        import lbconf
+        fname, text = lbconf.proxy_conf(f"{kind}-{variant}", d, port, origin_port)
+        conf = _write(os.path.join(d, fname), text)
     if kind == "nginx":
-        conf = _write(os.path.join(d, "nginx.conf"), nginx_conf(d, port, origin_port))
+        if not variant:
+            conf = _write(os.path.join(d, "nginx.conf"), nginx_conf(d, port, origin_port))
         g = "daemon off;" + (" master_process off;" if single_process else "")
         cmd = ["nginx", "-e", "stderr", "-p", d + "/", "-c", conf, "-g", g]
         # SIGQUIT: graceful stop; the process exits normally so tools flush.
         sig = signal.SIGQUIT
     elif kind == "haproxy":
-        conf = _write(os.path.join(d, "haproxy.cfg"), haproxy_conf(port, origin_port))
+        if not variant:
+            conf = _write(os.path.join(d, "haproxy.cfg"), haproxy_conf(port, origin_port))
         cmd = ["haproxy", "-db", "-f", conf]
         sig = signal.SIGTERM
     elif kind == "portico":
-        conf = _write(os.path.join(d, "portico.conf"), portico_conf(port, origin_port))
+        if not variant:
+            conf = _write(os.path.join(d, "portico.conf"), portico_conf(port, origin_port))
         cmd = [portico_bin, "-c", conf]
         sig = signal.SIGTERM
     else:

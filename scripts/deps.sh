@@ -11,6 +11,7 @@ PKGS=(
   libpcre2-dev libcmocka-dev
   curl python3 python3-pytest python3-httpx python3-h2 python3-matplotlib
   nginx-light haproxy wrk nghttp2-client valgrind strace procps
+  libjansson-dev libxxhash-dev prometheus python3-dnslib
 )
 
 missing=()
@@ -44,12 +45,12 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 # Keep the packaged services from starting at boot or on later upgrades.
-for svc in nginx haproxy; do
+for svc in nginx haproxy prometheus; do
   if command -v systemctl >/dev/null 2>&1; then
     $SUDO systemctl disable "$svc" >/dev/null 2>&1 || true
   fi
 done
 # If something started anyway (no policy-rc.d support), stop it.
-for svc in nginx haproxy; do
+for svc in nginx haproxy prometheus; do
   pkill -x "$svc" 2>/dev/null || true
 done

@@ -2,8 +2,11 @@
  * The admin listener: one HTTP/1.1 request per connection, answered with
  * Connection: close, on the control thread's loop.
  *
- * A connection walks READING -> WRITING -> LINGER -> closed:
- *   READING  read until the head parses (16 KiB at most: over is 431)
+ * A connection walks READING -> [BODY ->] WRITING -> LINGER -> closed:
+ *   READING  read until the head parses (16 KiB at most: over is 431); then
+ *            check the bearer token, find the endpoint and the framing
+ *   BODY     read a Content-Length body (64 KiB at most: over is 413;
+ *            chunked is 411), then run the endpoint
  *   WRITING  the response head and body, resumed on write edges
  *   LINGER   after the last byte, shut down our side and discard input
  *            until the client closes, so unread request bytes (a body we
@@ -29,6 +32,7 @@
 #include "http/http.h"
 
 #define ADMIN_HEAD_MAX (16 * 1024)
+#define ADMIN_BODY_MAX (64 * 1024)
 #define ADMIN_LINE_MAX (8 * 1024)
 #define ADMIN_HEADERS_MAX 64
 #define ADMIN_TIMEOUT_MS 10000
@@ -40,14 +44,20 @@
 #define TEXT_CONTENT_TYPE "text/plain; charset=utf-8"
 #define JSON_CONTENT_TYPE "application/json"
 
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
+#define UNAUTHORIZED_HEADERS "WWW-Authenticate: Bearer realm=\"portico\"\r\n"
+#define ALLOW_GET_HEADERS "Allow: GET\r\n"
+
 typedef struct endpoint {
     char *path;
+    size_t path_len;
     pt_admin_handler_t fn;
     void *arg;
     bool get_only; /* built-ins: the admin layer answers 405 for non-GET */
+    bool prefix;   /* matches every path that starts with path */
 } endpoint_t;
 
-typedef enum { CONN_READING, CONN_WRITING, CONN_LINGER, CONN_CLOSED } conn_state_t;
+typedef enum { CONN_READING, CONN_BODY, CONN_WRITING, CONN_LINGER, CONN_CLOSED } conn_state_t;
 
 typedef struct conn {
     pt_io_t io; /* first: the io callback gets &conn->io */
@@ -61,6 +71,12 @@ typedef struct conn {
     size_t in_len, last_len;
     pt_http_hdr_t *hdrs;
 
+    /* The request being served, once its head parsed (strings in the pool). */
+    pt_admin_request_t req;
+    const endpoint_t *ep;
+    char *req_body; /* from the pool, NUL-terminated */
+    size_t req_body_len, req_body_want;
+
     char *head; /* response head, from the pool */
     size_t head_len, head_off;
     char *body; /* malloc'd, freed by a pool cleanup */
@@ -68,7 +84,8 @@ typedef struct conn {
 } conn_t;
 
 struct pt_admin {
-    pt_admin_status_t status;
+    pt_admin_status_t status; /* status.token is our copy (or NULL) */
+    size_t token_len;
     endpoint_t *eps;
     size_t neps, cap_eps;
 
@@ -78,6 +95,89 @@ struct pt_admin {
     conn_t *conns;
     size_t nconns;
 };
+
+/* ------------------------------------------------------------------ */
+/* Helpers for handlers                                                */
+/* ------------------------------------------------------------------ */
+
+/* Sets resp's body to a malloc'd copy of p (NUL-terminated for the
+ * handler's convenience, not sent). Returns 0 or -ENOMEM. */
+int pt_admin_body(pt_admin_response_t *resp, const char *p, size_t len, const char *content_type)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL) return -ENOMEM;
+    if (len > 0) memcpy(copy, p, len);
+    copy[len] = '\0';
+    free(resp->body); /* a handler may replace what it built so far */
+    resp->body = copy;
+    resp->body_len = len;
+    resp->content_type = content_type;
+    return 0;
+}
+
+/* {"error":"<msg>"} and a newline into a malloc'd string. */
+static int json_error_body(const char *msg, char **out, size_t *out_len)
+{
+    pt_sbuf_t b = {0};
+    pt_sbuf_str(&b, "{\"error\":");
+    pt_sbuf_json_str(&b, msg, strlen(msg));
+    pt_sbuf_str(&b, "}\n");
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *out_len = b.len;
+    return 0;
+}
+
+/* Sets resp's body to {"error":"<msg, escaped>"} as JSON; keeps the status.
+ * Returns 0 or -ENOMEM. */
+int pt_admin_json_error(pt_admin_response_t *resp, const char *msg)
+{
+    char *body;
+    size_t len;
+    int rc = json_error_body(msg, &body, &len);
+    if (rc < 0) return rc;
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = len;
+    resp->content_type = JSON_CONTENT_TYPE;
+    return 0;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Decodes %XX escapes of s in place ('+' stays '+': this is for paths).
+ * Returns 0, or -EINVAL on a '%' without two hex digits or on %00, and
+ * then s is unchanged: every escape is checked before any is decoded.
+ */
+int pt_admin_pct_decode(char *s)
+{
+    for (const char *p = strchr(s, '%'); p != NULL; p = strchr(p + 3, '%')) {
+        int hi = hex_digit(p[1]);
+        int lo = hi < 0 ? -1 : hex_digit(p[2]);
+        if (lo < 0 || (hi == 0 && lo == 0)) return -EINVAL;
+    }
+    char *out = s;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '%') {
+            *out++ = (char)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
+            p += 2;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+    return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Built-in endpoints                                                  */
@@ -99,12 +199,7 @@ static int status_handler(const pt_admin_request_t *req, pt_admin_response_t *re
                      PT_VERSION, (unsigned long long)uptime, st->workers,
                      (unsigned long long)gen, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(buf)) return -EOVERFLOW;
-    resp->body = malloc((size_t)n);
-    if (resp->body == NULL) return -ENOMEM;
-    memcpy(resp->body, buf, (size_t)n);
-    resp->body_len = (size_t)n;
-    resp->content_type = JSON_CONTENT_TYPE;
-    return 0;
+    return pt_admin_body(resp, buf, (size_t)n, JSON_CONTENT_TYPE);
 }
 
 static int metrics_handler(const pt_admin_request_t *req, pt_admin_response_t *resp, void *arg)
@@ -122,11 +217,14 @@ static int metrics_handler(const pt_admin_request_t *req, pt_admin_response_t *r
 /* ------------------------------------------------------------------ */
 
 static int add_endpoint(pt_admin_t *admin, const char *path, pt_admin_handler_t fn, void *arg,
-                        bool get_only)
+                        bool get_only, bool prefix)
 {
     if (path == NULL || path[0] != '/' || fn == NULL) return -EINVAL;
+    size_t len = strlen(path);
+    if (prefix && path[len - 1] != '/') return -EINVAL;
     for (size_t i = 0; i < admin->neps; i++) {
-        if (strcmp(admin->eps[i].path, path) == 0) return -EEXIST;
+        if (admin->eps[i].prefix == prefix && strcmp(admin->eps[i].path, path) == 0)
+            return -EEXIST;
     }
     if (admin->neps == admin->cap_eps) {
         size_t cap = admin->cap_eps ? admin->cap_eps * 2 : 8;
@@ -137,7 +235,7 @@ static int add_endpoint(pt_admin_t *admin, const char *path, pt_admin_handler_t 
     }
     char *copy = strdup(path);
     if (copy == NULL) return -ENOMEM;
-    admin->eps[admin->neps++] = (endpoint_t){copy, fn, arg, get_only};
+    admin->eps[admin->neps++] = (endpoint_t){copy, len, fn, arg, get_only, prefix};
     return 0;
 }
 
@@ -147,13 +245,25 @@ static int add_endpoint(pt_admin_t *admin, const char *path, pt_admin_handler_t 
  */
 int pt_admin_register(pt_admin_t *admin, const char *path, pt_admin_handler_t fn, void *arg)
 {
-    return add_endpoint(admin, path, fn, arg, false);
+    return add_endpoint(admin, path, fn, arg, false, false);
+}
+
+/*
+ * Registers an endpoint for every path under prefix ("/upstreams/").
+ * Before pt_admin_start only. Returns 0, -EEXIST, -ENOMEM, or -EINVAL
+ * (prefix not starting and ending with '/').
+ */
+int pt_admin_register_prefix(pt_admin_t *admin, const char *prefix, pt_admin_handler_t fn,
+                             void *arg)
+{
+    return add_endpoint(admin, prefix, fn, arg, false, true);
 }
 
 static void free_admin(pt_admin_t *admin)
 {
     for (size_t i = 0; i < admin->neps; i++) free(admin->eps[i].path);
     free(admin->eps);
+    free((char *)admin->status.token);
     free(admin);
 }
 
@@ -163,13 +273,20 @@ pt_admin_t *pt_admin_create(const pt_admin_status_t *status)
     pt_admin_t *admin = calloc(1, sizeof(*admin));
     if (admin == NULL) return NULL;
     if (status != NULL) admin->status = *status;
+    admin->status.token = NULL; /* the caller's until copied below */
     admin->listen_io.fd = -1;
-    if (add_endpoint(admin, "/status", status_handler, admin, true) < 0 ||
-        add_endpoint(admin, "/metrics", metrics_handler, admin, true) < 0) {
-        free_admin(admin);
-        return NULL;
+    if (status != NULL && status->token != NULL) {
+        admin->status.token = strdup(status->token);
+        if (admin->status.token == NULL) goto fail;
+        admin->token_len = strlen(admin->status.token);
     }
+    if (add_endpoint(admin, "/status", status_handler, admin, true, false) < 0 ||
+        add_endpoint(admin, "/metrics", metrics_handler, admin, true, false) < 0)
+        goto fail;
     return admin;
+fail:
+    free_admin(admin);
+    return NULL;
 }
 
 static void destroy_pool_task(void *arg)
@@ -244,6 +361,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
@@ -262,10 +380,11 @@ static void free_body(void *p)
 
 /*
  * Installs the response (takes ownership of body) and switches to WRITING.
+ * extra is "" or whole header lines ("Allow: GET\r\n").
  * Returns 0 or -ENOMEM (body freed).
  */
 static int set_response(conn_t *c, int status, const char *ctype, char *body, size_t body_len,
-                        bool allow_get)
+                        const char *extra)
 {
     if (body != NULL && pt_pool_cleanup_add(c->pool, free_body, body) < 0) {
         free(body);
@@ -280,8 +399,7 @@ static int set_response(conn_t *c, int status, const char *ctype, char *body, si
                              "Cache-Control: no-store\r\n"
                              "Connection: close\r\n"
                              "\r\n",
-                             status, reason(status), ctype, body_len,
-                             allow_get ? "Allow: GET\r\n" : "");
+                             status, reason(status), ctype, body_len, extra);
     if (c->head == NULL) return -ENOMEM;
     c->head_len = strlen(c->head);
     c->head_off = 0;
@@ -293,20 +411,81 @@ static int set_response(conn_t *c, int status, const char *ctype, char *body, si
 }
 
 /* A short plain-text answer for errors: "404 Not Found\n". */
-static int set_error(conn_t *c, int status, bool allow_get)
+static int set_error(conn_t *c, int status, const char *extra)
 {
     char *body = NULL;
     int n = asprintf(&body, "%d %s\n", status, reason(status));
     if (n < 0) return -ENOMEM;
-    return set_response(c, status, TEXT_CONTENT_TYPE, body, (size_t)n, allow_get);
+    return set_response(c, status, TEXT_CONTENT_TYPE, body, (size_t)n, extra);
 }
 
+/* 401 with the challenge and a JSON error. */
+static int set_unauthorized(conn_t *c)
+{
+    char *body;
+    size_t len;
+    if (json_error_body("unauthorized: this endpoint needs Authorization: Bearer <admin_token>",
+                        &body, &len) < 0)
+        return -ENOMEM;
+    return set_response(c, 401, JSON_CONTENT_TYPE, body, len, UNAUTHORIZED_HEADERS);
+}
+
+/* The exact endpoint for path, else the longest prefix endpoint, else NULL. */
 static const endpoint_t *find_endpoint(const pt_admin_t *admin, const char *path)
 {
+    const endpoint_t *best = NULL;
     for (size_t i = 0; i < admin->neps; i++) {
-        if (strcmp(admin->eps[i].path, path) == 0) return &admin->eps[i];
+        const endpoint_t *ep = &admin->eps[i];
+        if (!ep->prefix) {
+            if (strcmp(ep->path, path) == 0) return ep;
+        } else if (strncmp(ep->path, path, ep->path_len) == 0 &&
+                   (best == NULL || ep->path_len > best->path_len)) {
+            best = ep;
+        }
     }
-    return NULL;
+    return best;
+}
+
+/*
+ * Compares the presented token with ours in time that depends only on our
+ * token's length, so response timing does not reveal how many leading
+ * bytes of a guess were right.
+ */
+static bool token_equal(const char *want, size_t want_len, const char *got, size_t got_len)
+{
+    volatile unsigned char diff = want_len != got_len;
+    for (size_t i = 0; i < want_len; i++) {
+        unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+        diff |= (unsigned char)want[i] ^ g;
+    }
+    return diff == 0;
+}
+
+/*
+ * True when no token is configured, or the request has exactly one
+ * "Authorization: Bearer <token>" (scheme case-insensitive) with ours.
+ */
+static bool authorized(const pt_admin_t *admin, const pt_http_req_t *req)
+{
+    static const char auth[] = "Authorization", scheme[] = "Bearer";
+    if (admin->status.token == NULL) return true;
+    const pt_http_hdr_t *h = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!pt_strcaseeq_lit(req->headers[i].name, req->headers[i].name_len, auth)) continue;
+        if (h != NULL) return false; /* two credentials: ambiguous */
+        h = &req->headers[i];
+    }
+    size_t n = sizeof(scheme) - 1;
+    if (h == NULL || h->value_len <= n || !pt_strcaseeq(h->value, n, scheme, n) ||
+        (h->value[n] != ' ' && h->value[n] != '\t'))
+        return false;
+    const char *tok = h->value + n;
+    size_t len = h->value_len - n;
+    while (len > 0 && (*tok == ' ' || *tok == '\t')) {
+        tok++;
+        len--;
+    }
+    return token_equal(admin->status.token, admin->token_len, tok, len);
 }
 
 /* Copies method/path/query out of the parsed head as NUL-terminated strings. */
@@ -320,32 +499,90 @@ static int make_request(conn_t *c, const pt_http_req_t *req, pt_admin_request_t 
     out->method = pt_pool_strndup(c->pool, req->method, req->method_len);
     out->path = path_len ? pt_pool_strndup(c->pool, p, path_len) : "/";
     out->query = q ? pt_pool_strndup(c->pool, q + 1, plen - path_len - 1) : "";
+    out->body = "";
+    out->body_len = 0;
     if (out->method == NULL || out->path == NULL || out->query == NULL) return -ENOMEM;
     return 0;
 }
 
-/* Runs the endpoint for a parsed request and installs the response. */
-static int dispatch(conn_t *c, const pt_http_req_t *req)
+/* Runs the endpoint chosen for the request (body complete) and installs
+ * the response. */
+static int run_endpoint(conn_t *c)
 {
-    pt_admin_request_t ar;
-    if (make_request(c, req, &ar) < 0) return -ENOMEM;
-    /* An origin-form path is what admin endpoints know; anything else is
-     * not ours (CONNECT authority, OPTIONS *). */
-    bool path_form = req->form == PT_HTTP_FORM_ORIGIN || req->form == PT_HTTP_FORM_ABSOLUTE;
-    const endpoint_t *ep = path_form ? find_endpoint(c->admin, ar.path) : NULL;
-    if (ep == NULL) return set_error(c, 404, false);
-    if (ep->get_only && strcmp(ar.method, "GET") != 0) return set_error(c, 405, true);
-
+    const endpoint_t *ep = c->ep;
+    pt_admin_request_t *ar = &c->req;
+    if (c->req_body != NULL) {
+        c->req_body[c->req_body_len] = '\0';
+        ar->body = c->req_body;
+        ar->body_len = c->req_body_len;
+    }
     pt_admin_response_t resp = {.status = 200, .content_type = TEXT_CONTENT_TYPE};
-    int rc = ep->fn(&ar, &resp, ep->arg);
+    int rc = ep->fn(ar, &resp, ep->arg);
     if (rc < 0) {
         free(resp.body);
-        pt_log_error("admin: %s %s: handler failed: %s", ar.method, ar.path, strerror(-rc));
-        return set_error(c, 500, false);
+        pt_log_error("admin: %s %s: handler failed: %s", ar->method, ar->path, strerror(-rc));
+        return set_error(c, 500, "");
     }
     if (resp.status < 100 || resp.status > 599) resp.status = 500;
     if (resp.content_type == NULL) resp.content_type = TEXT_CONTENT_TYPE;
-    return set_response(c, resp.status, resp.content_type, resp.body, resp.body_len, false);
+    return set_response(c, resp.status, resp.content_type, resp.body, resp.body_len, "");
+}
+
+/*
+ * Sends "100 Continue" to a client that waits for it before its body.
+ * The connection is fresh and its send buffer empty, so this short write
+ * either goes whole or the connection is broken. Returns 0 or -EIO.
+ */
+static int send_continue(conn_t *c)
+{
+    ssize_t n;
+    do {
+        n = send(c->io.fd, CONTINUE_100, sizeof(CONTINUE_100) - 1, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(CONTINUE_100) - 1 ? 0 : -EIO;
+}
+
+/*
+ * Sets up reading the request body: takes the body bytes that came with
+ * the head, then runs the endpoint or switches to BODY. Bytes after the
+ * body (pipelining) are ignored: one request per connection.
+ * Returns 0, -ENOMEM, or -EIO (close the connection).
+ */
+static int start_body(conn_t *c, const pt_http_req_t *req)
+{
+    size_t want = req->content_length > 0 ? (size_t)req->content_length : 0;
+    c->req_body = pt_pool_alloc(c->pool, want + 1);
+    if (c->req_body == NULL) return -ENOMEM;
+    c->req_body_want = want;
+    c->req_body_len = pt_min(c->in_len - req->head_len, want);
+    memcpy(c->req_body, c->in + req->head_len, c->req_body_len);
+    if (c->req_body_len == want) return run_endpoint(c);
+    if ((req->flags & PT_HTTP_F_EXPECT_100) && req->version == 11 && send_continue(c) < 0)
+        return -EIO;
+    c->state = CONN_BODY;
+    return 0;
+}
+
+/*
+ * A head parsed: checks the token, finds the endpoint and the framing,
+ * then reads the body. Errors are answered before the body is read (the
+ * LINGER state discards it).
+ */
+static int start_request(conn_t *c, const pt_http_req_t *req)
+{
+    if (make_request(c, req, &c->req) < 0) return -ENOMEM;
+    if (!authorized(c->admin, req)) return set_unauthorized(c);
+    /* An origin-form path is what admin endpoints know; anything else is
+     * not ours (CONNECT authority, OPTIONS *). */
+    bool path_form = req->form == PT_HTTP_FORM_ORIGIN || req->form == PT_HTTP_FORM_ABSOLUTE;
+    c->ep = path_form ? find_endpoint(c->admin, c->req.path) : NULL;
+    if (c->ep == NULL) return set_error(c, 404, "");
+    if (c->ep->get_only && strcmp(c->req.method, "GET") != 0)
+        return set_error(c, 405, ALLOW_GET_HEADERS);
+    /* The parser answered other transfer codings (501, 400) already. */
+    if (req->flags & PT_HTTP_F_CHUNKED) return set_error(c, 411, "");
+    if (req->content_length > ADMIN_BODY_MAX) return set_error(c, 413, "");
+    return start_body(c, req);
 }
 
 /* ------------------------------------------------------------------ */
@@ -364,11 +601,11 @@ static int try_parse(conn_t *c)
     c->last_len = c->in_len;
     if (rc == PT_AGAIN) {
         /* The buffer is the head limit: full and still incomplete is 431. */
-        return c->in_len == ADMIN_HEAD_MAX ? set_error(c, 431, false) : 0;
+        return c->in_len == ADMIN_HEAD_MAX ? set_error(c, 431, "") : 0;
     }
-    if (rc > 0) return dispatch(c, &req);
+    if (rc > 0) return start_request(c, &req);
     int status = -rc >= 400 && -rc <= 599 ? -rc : 400;
-    return set_error(c, status, false);
+    return set_error(c, status, "");
 }
 
 static void do_read(conn_t *c)
@@ -389,7 +626,36 @@ static void do_read(conn_t *c)
             return;
         }
         c->in_len += (size_t)n;
-        if (try_parse(c) < 0) {
+        int rc = try_parse(c);
+        if (rc < 0) {
+            if (rc == -ENOMEM) pt_log_error("admin: out of memory answering a request");
+            conn_close(c);
+            return;
+        }
+    }
+}
+
+/* Reads the rest of the body (never past it), then runs the endpoint. */
+static void do_read_body(conn_t *c)
+{
+    while (c->state == CONN_BODY && c->io.readable) {
+        ssize_t n = read(c->io.fd, c->req_body + c->req_body_len,
+                         c->req_body_want - c->req_body_len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                c->io.readable = false;
+                return;
+            }
+            conn_close(c);
+            return;
+        }
+        if (n == 0) { /* client gave up before a full body */
+            conn_close(c);
+            return;
+        }
+        c->req_body_len += (size_t)n;
+        if (c->req_body_len == c->req_body_want && run_endpoint(c) < 0) {
             pt_log_error("admin: out of memory answering a request");
             conn_close(c);
             return;
@@ -448,6 +714,7 @@ static void do_linger(conn_t *c)
 static void conn_process(conn_t *c)
 {
     if (c->state == CONN_READING) do_read(c);
+    if (c->state == CONN_BODY) do_read_body(c);
     if (c->state == CONN_WRITING) do_write(c);
     if (c->state == CONN_LINGER) do_linger(c);
 }

@@ -19,8 +19,10 @@ typedef struct pt_admin pt_admin_t;
 
 typedef struct pt_admin_request {
     const char *method; /* NUL-terminated */
-    const char *path;   /* NUL-terminated, without the query */
+    const char *path;   /* NUL-terminated, without the query, still percent-encoded */
     const char *query;  /* NUL-terminated, "" when none */
+    const char *body;   /* request body (Content-Length, at most 64 KiB), NUL-terminated */
+    size_t body_len;
 } pt_admin_request_t;
 
 typedef struct pt_admin_response {
@@ -43,6 +45,9 @@ typedef struct pt_admin_status {
     int workers;
     uint64_t (*generation)(void *arg); /* config generation (1 = first load) */
     void *arg;
+    /* When set, every request needs "Authorization: Bearer <token>" (else
+     * 401 with WWW-Authenticate: Bearer). Copied. */
+    const char *token;
 } pt_admin_status_t;
 
 /*
@@ -50,6 +55,24 @@ typedef struct pt_admin_status {
  * Call before pt_admin_start; not thread-safe. Returns 0, -EEXIST, -ENOMEM.
  */
 int pt_admin_register(pt_admin_t *admin, const char *path, pt_admin_handler_t fn, void *arg);
+
+/*
+ * Registers a handler for every path that starts with prefix (which ends
+ * in '/'), e.g. "/upstreams/". Exact registrations win over prefixes; the
+ * longest prefix wins. Same rules and errors as pt_admin_register.
+ */
+int pt_admin_register_prefix(pt_admin_t *admin, const char *prefix, pt_admin_handler_t fn,
+                             void *arg);
+
+/* Sets resp's body to a copy of p (malloc'd) and its content type.
+ * Returns 0 or -ENOMEM. */
+int pt_admin_body(pt_admin_response_t *resp, const char *p, size_t len, const char *content_type);
+
+/* {"error":"<msg, JSON-escaped>"} as application/json; keeps resp->status. */
+int pt_admin_json_error(pt_admin_response_t *resp, const char *msg);
+
+/* Decodes %XX in place; returns -EINVAL on a bad escape or an encoded NUL. */
+int pt_admin_pct_decode(char *s);
 
 /*
  * Creates the admin server (registers /status and /metrics). status is

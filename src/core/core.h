@@ -390,6 +390,17 @@ static inline void pt_metric_inc(pt_metric_id_t id) { pt_metric_add(id, 1); }
 void pt_metric_gauge_add(pt_metric_id_t id, int64_t delta);
 void pt_metric_observe(pt_metric_id_t id, double value);
 
+/*
+ * A collector renders families whose series are not known at start-up
+ * (per upstream group or server) at scrape time, on the scraping thread,
+ * after the registered series, in text format 0.0.4 (HELP and TYPE lines
+ * included). Add and remove on the control thread. Returns 0, -ENOSPC.
+ */
+typedef struct pt_sbuf pt_sbuf_t;
+typedef void (*pt_metrics_collector_fn)(pt_sbuf_t *out, void *arg);
+int pt_metrics_collector_add(pt_metrics_collector_fn fn, void *arg);
+void pt_metrics_collector_remove(pt_metrics_collector_fn fn, void *arg);
+
 /* Sum of one counter/gauge series over all shards (tests, /status). */
 double pt_metric_value(pt_metric_id_t id);
 
@@ -477,5 +488,19 @@ size_t pt_fmt_u64(char *out, uint64_t v);
  * bytes written, or the bytes needed if it does not fit (like snprintf).
  * Valid UTF-8 passes through; other bytes >= 0x80 become \u00XX. */
 size_t pt_json_escape(char *buf, size_t size, const char *s, size_t len);
+
+/* A growing, NUL-terminated string (malloc'd; free(b.p) when done). After
+ * an allocation failure oom is set and further appends do nothing. */
+struct pt_sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+void pt_sbuf_mem(pt_sbuf_t *b, const void *p, size_t n);
+void pt_sbuf_str(pt_sbuf_t *b, const char *s);
+void pt_sbuf_printf(pt_sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included). */
+void pt_sbuf_json_str(pt_sbuf_t *b, const char *s, size_t len);
 
 #endif /* PT_CORE_H */

@@ -54,6 +54,38 @@ static int nseries;   /* guarded by reg_lock; read by writers after start-up */
 static int nslots;    /* guarded by reg_lock */
 
 static uint64_t *shards[PT_METRICS_MAX_SHARDS]; /* atomic pointers */
+
+#define MAX_COLLECTORS 16
+static struct {
+    pt_metrics_collector_fn fn;
+    void *arg;
+} collectors[MAX_COLLECTORS]; /* guarded by reg_lock */
+static int ncollectors;
+
+int pt_metrics_collector_add(pt_metrics_collector_fn fn, void *arg)
+{
+    int rc = -ENOSPC;
+    pthread_mutex_lock(&reg_lock);
+    if (ncollectors < MAX_COLLECTORS) {
+        collectors[ncollectors].fn = fn;
+        collectors[ncollectors].arg = arg;
+        ncollectors++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return rc;
+}
+
+void pt_metrics_collector_remove(pt_metrics_collector_fn fn, void *arg)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (int i = 0; i < ncollectors; i++) {
+        if (collectors[i].fn != fn || collectors[i].arg != arg) continue;
+        collectors[i] = collectors[--ncollectors];
+        break;
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
 static _Thread_local uint64_t *my_shard;
 
 /* ------------------------------------------------------------------ */
@@ -197,6 +229,7 @@ void pt_metrics_reset(void)
     for (int i = 0; i < nseries; i++) free_series(&series[i]);
     nseries = 0;
     nslots = 0;
+    ncollectors = 0;
     for (int i = 0; i < PT_METRICS_MAX_SHARDS; i++) {
         uint64_t *sh = __atomic_load_n(&shards[i], __ATOMIC_ACQUIRE);
         if (sh != NULL) memset(sh, 0, PT_METRICS_MAX_SLOTS * sizeof(uint64_t));
@@ -342,51 +375,13 @@ double pt_metric_value(pt_metric_id_t id)
 
 /* ---- rendering ---- */
 
-typedef struct outbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} outbuf_t;
+typedef pt_sbuf_t outbuf_t;
 
-static void out_reserve(outbuf_t *o, size_t more)
-{
-    if (o->oom || o->len + more + 1 <= o->cap) return;
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + more + 1) cap *= 2;
-    char *p = realloc(o->p, cap);
-    if (p == NULL) {
-        o->oom = true;
-        return;
-    }
-    o->p = p;
-    o->cap = cap;
-}
+static void out_mem(outbuf_t *o, const char *s, size_t n) { pt_sbuf_mem(o, s, n); }
 
-static void out_mem(outbuf_t *o, const char *s, size_t n)
-{
-    out_reserve(o, n);
-    if (o->oom) return;
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
+static void out_str(outbuf_t *o, const char *s) { pt_sbuf_str(o, s); }
 
-static void out_str(outbuf_t *o, const char *s)
-{
-    out_mem(o, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) out_fmt(outbuf_t *o, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    /* Every caller formats numbers: 128 bytes is always enough. */
-    out_mem(o, tmp, pt_min((size_t)n, sizeof(tmp) - 1));
-}
+#define out_fmt pt_sbuf_printf
 
 /* Shortest decimal that reads back as d (Prometheus style: 0.1, 2.5, 1e-06). */
 static void format_double(char *buf, size_t size, double d)
@@ -517,10 +512,12 @@ static void render_series(outbuf_t *o, const series_t *s)
 int pt_metrics_render(char **out, size_t *len)
 {
     outbuf_t o = {0};
-    out_reserve(&o, 0);
-    if (!o.oom) o.p[0] = '\0';
+    pt_sbuf_mem(&o, "", 0); /* an empty registry still renders "" */
     int n = __atomic_load_n(&nseries, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++) render_series(&o, &series[i]);
+    pthread_mutex_lock(&reg_lock);
+    for (int i = 0; i < ncollectors; i++) collectors[i].fn(&o, collectors[i].arg);
+    pthread_mutex_unlock(&reg_lock);
     if (o.oom) {
         free(o.p);
         return -ENOMEM;

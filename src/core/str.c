@@ -1,4 +1,7 @@
 /* Small string helpers shared by every module. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -114,4 +117,60 @@ size_t pt_json_escape(char *buf, size_t size, const char *s, size_t len)
     }
     if (!full && size > 0) buf[need] = '\0';
     return need;
+}
+
+/* ---- growing strings ---- */
+
+static bool sbuf_reserve(pt_sbuf_t *b, size_t more)
+{
+    if (b->oom) return false;
+    if (b->len + more + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void pt_sbuf_mem(pt_sbuf_t *b, const void *p, size_t n)
+{
+    if (!sbuf_reserve(b, n)) return;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void pt_sbuf_str(pt_sbuf_t *b, const char *s) { pt_sbuf_mem(b, s, strlen(s)); }
+
+void pt_sbuf_printf(pt_sbuf_t *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof(tmp)) {
+        pt_sbuf_mem(b, tmp, (size_t)n);
+        return;
+    }
+    if (!sbuf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void pt_sbuf_json_str(pt_sbuf_t *b, const char *s, size_t len)
+{
+    size_t need = pt_json_escape(NULL, 0, s, len);
+    if (!sbuf_reserve(b, need)) return;
+    pt_json_escape(b->p + b->len, need + 1, s, len);
+    b->len += need;
+    b->p[b->len] = '\0';
 }

@@ -162,6 +162,19 @@ static int set_admin_listen(pt_conf_build_t *b, const pt_conf_node_t *n, void *o
     return 0;
 }
 
+static int set_admin_token(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
+{
+    pt_unused(obj);
+    const char *t = arg(n, 0);
+    if (n->args[0].len < 16)
+        return pt_conf_err_arg(b, n, 0, "admin_token is too short: use 16 characters or more");
+    for (const char *p = t; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return pt_conf_err_arg(b, n, 0, "admin_token must be printable ASCII without spaces");
+    snap_of(b)->main.admin_token = pt_pool_strdup(b->pool, t);
+    return snap_of(b)->main.admin_token ? 0 : -ENOMEM;
+}
+
 static int set_shutdown_timeout(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
 {
     return pt_conf_get_msec(b, n, 0, 0, 86400000ull, &snap_of(b)->main.shutdown_timeout);
@@ -197,6 +210,55 @@ MSEC_SETTER(set_send_timeout, send_timeout)
 MSEC_SETTER(set_proxy_connect_timeout, proxy_connect_timeout)
 MSEC_SETTER(set_proxy_read_timeout, proxy_read_timeout)
 MSEC_SETTER(set_proxy_send_timeout, proxy_send_timeout)
+
+static int set_proxy_try_timeout(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
+{
+    return pt_conf_get_msec(b, n, 0, 0, 86400000ull, &SETTINGS(b, obj)->proxy_try_timeout);
+}
+
+static int set_next_upstream_timeout(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
+{
+    return pt_conf_get_msec(b, n, 0, 0, 86400000ull, &SETTINGS(b, obj)->next_upstream_timeout);
+}
+
+static int set_next_upstream_tries(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
+{
+    long long v;
+    int rc = pt_conf_get_int(b, n, 0, 0, 100, &v);
+    if (rc == 0) SETTINGS(b, obj)->next_upstream_tries = (int)v;
+    return rc;
+}
+
+static int set_next_upstream(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } words[] = {
+        {"error", PT_NEXT_ERROR},   {"timeout", PT_NEXT_TIMEOUT},
+        {"http_500", PT_NEXT_500},  {"http_502", PT_NEXT_502},
+        {"http_503", PT_NEXT_503},  {"http_504", PT_NEXT_504},
+        {"http_429", PT_NEXT_429},  {"non_idempotent", PT_NEXT_NON_IDEMPOTENT},
+    };
+    unsigned mask = 0;
+    if (n->nargs == 1 && strcmp(arg(n, 0), "off") == 0) {
+        SETTINGS(b, obj)->next_upstream = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < n->nargs; i++) {
+        size_t k = 0;
+        while (k < pt_countof(words) && strcmp(words[k].name, arg(n, i)) != 0) k++;
+        if (k == pt_countof(words))
+            return pt_conf_err_arg(b, n, i,
+                                   "invalid value \"%s\", expected off, error, timeout, "
+                                   "http_500, http_502, http_503, http_504, http_429 or "
+                                   "non_idempotent",
+                                   arg(n, i));
+        mask |= words[k].flag;
+    }
+    SETTINGS(b, obj)->next_upstream = mask;
+    return 0;
+}
 
 static int set_keepalive_timeout(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
 {
@@ -625,6 +687,7 @@ static const pt_conf_cmd_t proxy_cmds[] = {
     {"user", PT_CONF_MAIN, 1, 2, false, set_user},
     {"error_log", PT_CONF_MAIN, 1, 2, false, set_error_log},
     {"admin_listen", PT_CONF_MAIN, 1, 1, false, set_admin_listen},
+    {"admin_token", PT_CONF_MAIN, 1, 1, false, set_admin_token},
     {"worker_shutdown_timeout", PT_CONF_MAIN, 1, 1, false, set_shutdown_timeout},
     {"events", PT_CONF_MAIN, 0, 0, true, set_events},
     {"worker_connections", PT_CONF_EVENTS, 1, 1, false, set_worker_connections},
@@ -644,6 +707,10 @@ static const pt_conf_cmd_t proxy_cmds[] = {
     {"keepalive_requests", HSL, 1, 1, false, set_keepalive_requests},
     {"send_timeout", HSL, 1, 1, false, set_send_timeout},
     {"proxy_connect_timeout", HSL, 1, 1, false, set_proxy_connect_timeout},
+    {"proxy_next_upstream", HSL, 1, 8, false, set_next_upstream},
+    {"proxy_next_upstream_tries", HSL, 1, 1, false, set_next_upstream_tries},
+    {"proxy_next_upstream_timeout", HSL, 1, 1, false, set_next_upstream_timeout},
+    {"proxy_try_timeout", HSL, 1, 1, false, set_proxy_try_timeout},
     {"proxy_read_timeout", HSL, 1, 1, false, set_proxy_read_timeout},
     {"proxy_send_timeout", HSL, 1, 1, false, set_proxy_send_timeout},
     {"client_max_body_size", HSL, 1, 1, false, set_client_max_body_size},
@@ -726,6 +793,8 @@ static int settings_defaults(pt_pool_t *pool, pt_http_settings_t *s)
     s->proxy_send_timeout = 60000;
     s->client_max_body_size = 1024 * 1024;
     s->proxy_buffer_size = 64 * 1024;
+    s->next_upstream = PT_NEXT_ERROR | PT_NEXT_TIMEOUT;
+    s->next_upstream_tries = 3;
     s->limits.max_line = 8192;
     s->limits.max_head = 4 * 8192;
     s->limits.max_headers = 100;

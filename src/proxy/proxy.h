@@ -43,11 +43,12 @@ typedef enum {
     PT_VAR_SERVER_PORT,
     PT_VAR_REQUEST_METHOD,
     PT_VAR_HTTP_HEADER, /* $http_<name>, '_' matches '-' */
+    PT_VAR_COOKIE,      /* $cookie_<name>: that cookie's value from Cookie headers */
 } pt_var_kind_t;
 
 typedef struct pt_tpl_part {
     pt_var_kind_t kind;
-    const char *s; /* literal text or the header name for $http_ */
+    const char *s; /* literal text, or the header/cookie name for $http_/$cookie_ */
     size_t len;
 } pt_tpl_part_t;
 
@@ -78,6 +79,18 @@ typedef struct pt_cidr {
 } pt_cidr_t;
 
 /* Settings inherited http -> server -> location (copied, then overridden). */
+/* proxy_next_upstream: when a failed attempt may go to another server. */
+enum {
+    PT_NEXT_ERROR = 1u << 0,   /* connect failure, reset or close before the response */
+    PT_NEXT_TIMEOUT = 1u << 1, /* connect or try timeout before the response */
+    PT_NEXT_500 = 1u << 2,
+    PT_NEXT_502 = 1u << 3,
+    PT_NEXT_503 = 1u << 4,
+    PT_NEXT_504 = 1u << 5,
+    PT_NEXT_429 = 1u << 6,
+    PT_NEXT_NON_IDEMPOTENT = 1u << 7,
+};
+
 typedef struct pt_http_settings {
     uint64_t client_header_timeout;
     uint64_t client_body_timeout;
@@ -89,6 +102,10 @@ typedef struct pt_http_settings {
     uint64_t proxy_send_timeout;
     uint64_t client_max_body_size; /* 0 = unlimited */
     uint64_t proxy_buffer_size;
+    unsigned next_upstream;         /* PT_NEXT_*, default error | timeout */
+    int next_upstream_tries;        /* attempts at most; 0 = one per server */
+    uint64_t next_upstream_timeout; /* ms for all attempts; 0 = no limit */
+    uint64_t proxy_try_timeout;     /* ms from attempt start to response head; 0 = off */
     pt_http_limits_t limits;
     bool server_tokens;
     pt_array_t add_headers;       /* pt_header_op_t */
@@ -170,6 +187,7 @@ typedef struct pt_main_conf {
     const char *error_log;
     pt_log_level_t error_log_level;
     const char *admin_listen; /* NULL = off */
+    const char *admin_token;  /* NULL = no authentication */
     uint64_t shutdown_timeout;
     const char *access_log; /* NULL = off; "stderr" */
 } pt_main_conf_t;
@@ -189,6 +207,23 @@ struct pt_snapshot {
 
 /* ---- modules ---- */
 
+/*
+ * What the control thread offers modules: its loop (timers, health checks,
+ * resolvers run there), the admin server (NULL when off), the workers
+ * (to post tasks to their loops) and reload. Lives for the whole process.
+ */
+typedef struct pt_control {
+    pt_loop_t *loop;
+    struct pt_admin *admin;
+    int nworkers;
+    pt_worker_t **workers;
+    /* Reloads the configuration as SIGHUP does. Returns 0, or -EINVAL with
+     * the error ("file:line:col: message") in err; the running config stays. */
+    int (*reload)(struct pt_control *ctl, pt_conf_err_t *err);
+    void *rt;              /* the runtime (for reload) */
+    void *mod[PT_MOD_MAX]; /* each module's process-wide state */
+} pt_control_t;
+
 typedef struct pt_proxy_module {
     const char *name;
     int slot;
@@ -202,6 +237,13 @@ typedef struct pt_proxy_module {
     void (*worker_exit)(pt_worker_t *w);
     /* Worker is draining: close idle upstream connections etc. */
     void (*worker_drain)(pt_worker_t *w);
+    /* Control thread: process start (admin created, workers not started). */
+    int (*control_init)(pt_control_t *ctl);
+    /* Control thread: snap goes live (at start and on each reload), before
+     * any worker sees it. A failure keeps the running config. */
+    int (*control_adopt)(pt_control_t *ctl, pt_snapshot_t *snap);
+    /* Control thread: after every worker exited. */
+    void (*control_exit)(pt_control_t *ctl);
 } pt_proxy_module_t;
 
 /* The location a location-context directive handler was called for. */
@@ -232,6 +274,7 @@ struct pt_worker {
     uint64_t nrequests;   /* active requests */
     void *mod[PT_MOD_MAX];
     uint64_t rng; /* xorshift state for request ids */
+    pt_control_t *ctl;
     struct pt_worker_priv *priv;
 };
 
@@ -336,6 +379,8 @@ void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t l
 void pt_req_finish_after(pt_request_t *r, int rc);
 /* Standard error page for status (short HTML body, Connection: close if close). */
 void pt_req_error(pt_request_t *r, int status, bool close);
+/* The same with a Retry-After header (503 when no origin can take it). */
+void pt_req_error_retry_after(pt_request_t *r, int status, unsigned seconds);
 
 /*
  * Queues the response head. The writer adds Date? (no: origin's is kept),

@@ -557,6 +557,16 @@ void pt_req_error(pt_request_t *r, int status, bool close)
     pt_req_respond(r, status, "text/html; charset=utf-8", body, (size_t)n, close);
 }
 
+void pt_req_error_retry_after(pt_request_t *r, int status, unsigned seconds)
+{
+    char body[256], ra[16];
+    int n = status_page(body, sizeof(body), status);
+    int rl = snprintf(ra, sizeof(ra), "%u", seconds);
+    pt_http_hdr_t hdrs[2] = {{"Retry-After", 11, ra, (size_t)rl},
+                             {"Content-Type", 12, "text/html; charset=utf-8", 24}};
+    respond_with(r, status, hdrs, 2, body, (size_t)n, false);
+}
+
 void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t len)
 {
     char body[256];

@@ -58,6 +58,7 @@ typedef struct pt_runtime {
     bool stopping;
     int exit_code;
     const char *pid_written;
+    pt_control_t ctl;
 } pt_runtime_t;
 
 /* ------------------------------------------------------------------ */
@@ -426,6 +427,7 @@ static pt_worker_t *worker_create(pt_runtime_t *rt, int id)
     if (!w || !p) goto fail;
     w->priv = p;
     w->id = id;
+    w->ctl = &rt->ctl;
     w->loop = pt_loop_create();
     p->scratch = calloc(1, sizeof(struct pt_worker_scratch));
     if (!w->loop || !p->scratch) goto fail;
@@ -571,25 +573,51 @@ typedef struct close_msg {
     _Atomic int pending;
 } close_msg_t;
 
-static void reload(pt_runtime_t *rt)
+/* Tells every module the snapshot goes live; on failure re-adopts prev. */
+static int modules_adopt(pt_runtime_t *rt, pt_snapshot_t *snap, pt_snapshot_t *prev)
 {
-    pt_conf_err_t err = {{0}};
+    const pt_proxy_module_t *const *mods;
+    size_t nm = pt_proxy_modules(&mods);
+    for (size_t i = 0; i < nm; i++) {
+        if (!mods[i]->control_adopt) continue;
+        int rc = mods[i]->control_adopt(&rt->ctl, snap);
+        if (rc < 0) {
+            pt_log_error("module %s cannot adopt the configuration: %s", mods[i]->name,
+                         strerror(-rc));
+            for (size_t k = 0; prev && k <= i; k++)
+                if (mods[k]->control_adopt) mods[k]->control_adopt(&rt->ctl, prev);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Returns 0, or -EINVAL with err filled (the running configuration stays). */
+static int reload(pt_runtime_t *rt, pt_conf_err_t *err)
+{
     pt_log_notice("reloading configuration %s", rt->snap->conf_path);
-    pt_snapshot_t *snap = pt_snapshot_load(rt->snap->conf_path, rt->generation + 1, &err);
+    pt_snapshot_t *snap = pt_snapshot_load(rt->snap->conf_path, rt->generation + 1, err);
     if (!snap) {
-        pt_log_error("reload failed, keeping the running configuration:\n%s", err.msg);
-        return;
+        pt_log_error("reload failed, keeping the running configuration:\n%s", err->msg);
+        return -EINVAL;
     }
     if (snap->main.workers != rt->nworkers)
         pt_log_warn("reload: \"workers %d\" takes effect only after a restart (running %d)",
                     snap->main.workers, rt->nworkers);
+    if (modules_adopt(rt, snap, rt->snap) < 0) {
+        snprintf(err->msg, sizeof(err->msg), "a module could not adopt the configuration");
+        pt_snapshot_unref(snap);
+        return -EINVAL;
+    }
     bound_t *old;
     size_t nold;
     int rc = bind_snapshot(rt, snap, &old, &nold);
     if (rc < 0) {
-        pt_log_error("reload failed, keeping the running configuration: cannot bind");
+        snprintf(err->msg, sizeof(err->msg), "cannot bind a listen address: %s", strerror(-rc));
+        pt_log_error("reload failed, keeping the running configuration: %s", err->msg);
+        modules_adopt(rt, rt->snap, NULL);
         pt_snapshot_unref(snap);
-        return;
+        return -EINVAL;
     }
     if (pt_alog_writer_set_path(rt->alog, snap->main.access_log) < 0)
         pt_log_error("cannot open access log %s", snap->main.access_log);
@@ -615,6 +643,17 @@ static void reload(pt_runtime_t *rt)
     usleep(100 * 1000);
     unused_close(old, nold);
     pt_log_notice("configuration generation %llu is live", (unsigned long long)rt->generation);
+    return 0;
+}
+
+static int control_reload(pt_control_t *ctl, pt_conf_err_t *err)
+{
+    pt_runtime_t *rt = ctl->rt;
+    if (rt->stopping) {
+        snprintf(err->msg, sizeof(err->msg), "shutting down");
+        return -EINVAL;
+    }
+    return reload(rt, err);
 }
 
 static void stop_workers(pt_runtime_t *rt, bool graceful)
@@ -632,7 +671,10 @@ static void on_signal(pt_io_t *io, unsigned events)
     while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGHUP:
-            if (!rt->stopping) reload(rt);
+            if (!rt->stopping) {
+                pt_conf_err_t err = {{0}};
+                reload(rt, &err);
+            }
             break;
         case SIGUSR1:
             pt_log_notice("reopening logs");
@@ -772,18 +814,67 @@ static int control_setup(pt_runtime_t *rt, sigset_t *mask)
     return pt_io_start_read(rt->loop, &rt->sig_io);
 }
 
+/* POST /reload: 200 with the new generation, 400 with the config error. */
+static int admin_reload(const pt_admin_request_t *req, pt_admin_response_t *resp, void *arg)
+{
+    pt_runtime_t *rt = arg;
+    if (strcmp(req->method, "POST") != 0) {
+        resp->status = 405;
+        return pt_admin_json_error(resp, "use POST");
+    }
+    pt_conf_err_t err = {{0}};
+    if (control_reload(&rt->ctl, &err) < 0) {
+        resp->status = 400;
+        return pt_admin_json_error(resp, err.msg);
+    }
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "{\"generation\":%llu}\n",
+                     (unsigned long long)rt->generation);
+    return pt_admin_body(resp, buf, (size_t)n, "application/json");
+}
+
 static int admin_setup(pt_runtime_t *rt)
 {
     if (!rt->snap->main.admin_listen) return 0;
-    pt_admin_status_t st = {rt->start_wall_ms, rt->nworkers, generation_of, rt};
+    pt_admin_status_t st = {rt->start_wall_ms, rt->nworkers, generation_of, rt,
+                            rt->snap->main.admin_token};
     rt->admin = pt_admin_create(&st);
     if (!rt->admin) return -ENOMEM;
+    int rc = pt_admin_register(rt->admin, "/reload", admin_reload, rt);
+    if (rc < 0) return rc;
     return pt_admin_start(rt->admin, rt->loop, rt->snap->main.admin_listen);
+}
+
+/* The control context modules get; then their control_init and first adopt. */
+static int modules_control_init(pt_runtime_t *rt)
+{
+    rt->ctl = (pt_control_t){.loop = rt->loop, .admin = rt->admin, .nworkers = rt->nworkers,
+                             .workers = rt->workers, .reload = control_reload, .rt = rt};
+    const pt_proxy_module_t *const *mods;
+    size_t nm = pt_proxy_modules(&mods);
+    for (size_t i = 0; i < nm; i++) {
+        if (!mods[i]->control_init) continue;
+        int rc = mods[i]->control_init(&rt->ctl);
+        if (rc < 0) {
+            pt_log_error("module %s cannot start: %s", mods[i]->name, strerror(-rc));
+            return rc;
+        }
+    }
+    return modules_adopt(rt, rt->snap, NULL);
+}
+
+static void modules_control_exit(pt_runtime_t *rt)
+{
+    const pt_proxy_module_t *const *mods;
+    size_t nm = pt_proxy_modules(&mods);
+    for (size_t i = 0; i < nm; i++)
+        if (mods[i]->control_exit) mods[i]->control_exit(&rt->ctl);
 }
 
 static void runtime_teardown(pt_runtime_t *rt)
 {
     for (int i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
+    if (rt->ctl.loop) modules_control_exit(rt);
     for (int i = 0; i < rt->nworkers; i++)
         if (rt->workers[i]) worker_destroy(rt->workers[i]);
     if (rt->admin) pt_admin_destroy(rt->admin);
@@ -835,7 +926,8 @@ int pt_proxy_run(const pt_run_opts_t *opts)
     size_t nnone;
     if (bind_snapshot(rt, rt->snap, &none, &nnone) < 0) goto fail;
     free(none);
-    if (control_setup(rt, &mask) < 0 || admin_setup(rt) < 0) goto fail;
+    if (control_setup(rt, &mask) < 0 || admin_setup(rt) < 0 || modules_control_init(rt) < 0)
+        goto fail;
     if (drop_privileges(m) < 0) {
         pt_log_error("cannot switch to user %s: %s", m->user, strerror(errno));
         goto fail;

@@ -38,6 +38,12 @@ static int lookup_var(const char *name, size_t len, pt_tpl_part_t *part)
         part->len = len - 5;
         return 0;
     }
+    if (len > 7 && memcmp(name, "cookie_", 7) == 0) {
+        part->kind = PT_VAR_COOKIE;
+        part->s = name + 7;
+        part->len = len - 7;
+        return 0;
+    }
     for (size_t i = 0; i < pt_countof(var_names); i++) {
         if (strlen(var_names[i].name) == len && memcmp(var_names[i].name, name, len) == 0) {
             part->kind = var_names[i].kind;
@@ -94,6 +100,39 @@ int pt_tpl_compile(pt_conf_build_t *b, const pt_conf_node_t *n, size_t argi, pt_
     out->nparts = parts.n;
     out->is_empty = a->len == 0;
     return 0;
+}
+
+/* The value of cookie `name` in one Cookie header value ("a=1; b=2"). */
+static const char *cookie_in(const char *v, size_t vlen, const char *name, size_t nlen,
+                             size_t *len)
+{
+    const char *p = v, *end = v + vlen;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) p++;
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        if (!semi) semi = end;
+        if (eq && eq < semi && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+            const char *val = eq + 1, *vend = semi;
+            while (vend > val && (vend[-1] == ' ' || vend[-1] == '\t')) vend--;
+            *len = (size_t)(vend - val);
+            return val;
+        }
+        p = semi;
+    }
+    return NULL;
+}
+
+static const char *cookie_value(const pt_http_req_t *h, const pt_tpl_part_t *p, size_t *len)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const pt_http_hdr_t *hd = &h->headers[i];
+        if (!pt_strcaseeq_lit(hd->name, hd->name_len, "cookie")) continue;
+        const char *v = cookie_in(hd->value, hd->value_len, p->s, p->len, len);
+        if (v) return v;
+    }
+    *len = 0;
+    return "";
 }
 
 /* Value of one variable for r; *len set; may point into the request. */
@@ -155,6 +194,8 @@ static const char *var_value(pt_request_t *r, const pt_tpl_part_t *p, size_t *le
         }
         *len = 0;
         return "";
+    case PT_VAR_COOKIE:
+        return cookie_value(h, p, len);
     }
     *len = 0;
     return "";

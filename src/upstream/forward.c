@@ -18,19 +18,44 @@
 
 #include "upstream/upstream_int.h"
 
-typedef enum { F_CONNECT, F_SEND, F_WAIT_HEAD, F_BODY, F_TUNNEL, F_DONE } fstate_t;
+typedef enum { F_CONNECT, F_SEND, F_WAIT_HEAD, F_BODY, F_TUNNEL, F_PENDING, F_DONE } fstate_t;
 
 #define MAX_RESP_HEADERS 256
+
+#define MAX_TRIED 16
+
+typedef enum { FAIL_ERROR, FAIL_TIMEOUT, FAIL_STATUS } fail_kind_t;
+
+struct ups_pending {
+    struct fwd *f;
+    ups_gstate_t *gs;
+    ups_pending_t *prev, *next;
+    pt_timer_t timer;
+    uint64_t deadline_us;
+    bool queued;
+};
 
 typedef struct fwd {
     pt_request_t *r;
     const ups_group_t *g;
-    const ups_server_t *srv;
+    ups_gstate_t *gs;
+    ups_member_t mem; /* the member of this attempt; mem.peer holds a reference */
     ups_conn_t *uc;
     fstate_t state;
     pt_timer_t timer;
-    int tries;
-    uint64_t t0;
+    int tries;              /* attempts made */
+    uint64_t t0;            /* request start */
+    uint64_t attempt_t0;    /* this attempt's start */
+    uint64_t hash;
+    ups_peer_t *tried[MAX_TRIED];
+    size_t ntried;
+    int resp_status;        /* for statistics: what the client gets */
+    bool counted;           /* in gs->active */
+    bool is_retry;          /* this attempt is in gs->active_retries */
+    bool recorded;          /* this attempt's outcome went to passive checks */
+    bool ever_sent;         /* some attempt wrote request bytes */
+    bool stale_retry_used;
+    ups_pending_t pend;
     /* request */
     char *head;
     size_t head_len, head_sent;
@@ -65,6 +90,8 @@ typedef struct fwd {
 static void on_upstream_io(pt_io_t *io, unsigned events);
 static void fwd_step(fwd_t *f);
 static void fwd_read_response(fwd_t *f);
+static void pending_wake(ups_worker_t *uw, const ups_gstate_t *gs);
+static void pending_remove(fwd_t *f);
 
 static uint64_t settings_timeout(const fwd_t *f, fstate_t st)
 {
@@ -74,7 +101,59 @@ static uint64_t settings_timeout(const fwd_t *f, fstate_t st)
     return s->proxy_read_timeout;
 }
 
-static void arm(fwd_t *f) { pt_timer_start(f->r->worker->loop, &f->timer, settings_timeout(f, f->state)); }
+/* The state's timeout, cut to what is left of proxy_try_timeout before the
+ * response head. */
+static void arm(fwd_t *f)
+{
+    uint64_t ms = settings_timeout(f, f->state);
+    uint64_t try_ms = f->r->loc->s.proxy_try_timeout;
+    if (try_ms && f->state <= F_WAIT_HEAD) {
+        uint64_t spent = (pt_time_mono_us() - f->attempt_t0) / 1000;
+        uint64_t left = spent < try_ms ? try_ms - spent : 1;
+        if (left < ms) ms = left;
+    }
+    pt_timer_start(f->r->worker->loop, &f->timer, ms);
+}
+
+/* ---- attempts: accounting shared with the balancer ---- */
+
+static int status_class(int st) { return st >= 100 && st < 600 ? st / 100 : 0; }
+
+/* The outcome of this attempt for passive health checks (once). */
+static void attempt_result(fwd_t *f, bool failure)
+{
+    ups_peer_t *p = f->mem.peer;
+    if (!p || f->recorded) return;
+    f->recorded = true;
+    if (failure) atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+    ups_passive_record(f->gs, f->g, p, failure, ups_now_ms());
+}
+
+/* Ends this attempt's claim on its peer (in-flight count, reference). */
+static void attempt_release(fwd_t *f)
+{
+    ups_peer_t *p = f->mem.peer;
+    if (!p) return;
+    f->mem.peer = NULL;
+    atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+    if (f->is_retry) {
+        atomic_fetch_sub_explicit(&f->gs->active_retries, 1, memory_order_relaxed);
+        f->is_retry = false;
+    }
+    ups_peer_unref(p);
+    pending_wake(ups_worker(f->r->worker), f->gs);
+}
+
+static void attempt_claim(fwd_t *f, const ups_member_t *m)
+{
+    f->mem = *m;
+    ups_peer_ref(m->peer);
+    atomic_fetch_add_explicit(&m->peer->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->peer->requests, 1, memory_order_relaxed);
+    f->recorded = false;
+    f->attempt_t0 = pt_time_mono_us();
+    if (f->ntried < MAX_TRIED) f->tried[f->ntried++] = m->peer;
+}
 
 /* Releases everything the exchange holds (not the request). */
 static void fwd_cleanup(fwd_t *f, bool reusable)
@@ -92,6 +171,14 @@ static void fwd_cleanup(fwd_t *f, bool reusable)
     }
     free(f->cbuf);
     f->cbuf = NULL;
+    pending_remove(f);
+    attempt_release(f);
+    if (f->counted) {
+        f->counted = false;
+        atomic_fetch_sub_explicit(&f->gs->active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->gs->responses[status_class(f->resp_status)], 1,
+                                  memory_order_relaxed);
+    }
     f->state = F_DONE;
 }
 
@@ -105,7 +192,10 @@ static void fail(fwd_t *f, int status, const char *why)
 {
     pt_request_t *r = f->r;
     pt_metric_inc(ups_worker(r->worker)->m->errors);
-    pt_log_error("upstream %s: %s while %s (request %.*s, %.*s %.*s)", f->srv ? f->srv->name : "-",
+    attempt_result(f, true);
+    if (r->state == PT_REQ_HEAD) f->resp_status = status;
+    pt_log_error("upstream %s: %s while %s (request %.*s, %.*s %.*s)",
+                 f->mem.peer ? f->mem.peer->name : "-",
                  why,
                  f->state == F_CONNECT   ? "connecting"
                  : f->state == F_SEND    ? "sending the request"
@@ -127,51 +217,225 @@ static void fail(fwd_t *f, int status, const char *why)
     pt_req_error(r, status, !r->body_done);
 }
 
-static bool can_retry(const fwd_t *f)
+static bool idempotent(const pt_request_t *r)
 {
-    /* Nothing of the request body consumed, and a spare server or a fresh
-     * connection to try (a reused one may have been closed by the origin). */
-    return !f->got_bytes && !f->req_body_started && f->tries < 2 &&
-           (f->uc->reused || f->g->nservers > 1);
+    switch (r->h.method_id) {
+    case PT_HTTP_GET:
+    case PT_HTTP_HEAD:
+    case PT_HTTP_OPTIONS:
+    case PT_HTTP_TRACE:
+    case PT_HTTP_PUT:
+    case PT_HTTP_DELETE:
+        return true;
+    default:
+        return false;
+    }
 }
 
-static int connect_server(fwd_t *f, const ups_server_t *s);
-
-static void retry_or_fail(fwd_t *f, int status, const char *why)
+static unsigned status_flag(int st)
 {
-    if (f->uc && can_retry(f)) {
-        bool was_reused = f->uc->reused;
-        const ups_server_t *prev = f->srv;
+    switch (st) {
+    case 500: return PT_NEXT_500;
+    case 502: return PT_NEXT_502;
+    case 503: return PT_NEXT_503;
+    case 504: return PT_NEXT_504;
+    case 429: return PT_NEXT_429;
+    default: return 0;
+    }
+}
+
+/* Retries in flight stay under the group's budget (Envoy's rule). */
+static bool budget_allows(fwd_t *f)
+{
+    const ups_group_t *g = f->g;
+    if (g->retry_budget_pct < 0) return true;
+    int active = atomic_load_explicit(&f->gs->active, memory_order_relaxed);
+    int retries = atomic_load_explicit(&f->gs->active_retries, memory_order_relaxed);
+    int cap = active * g->retry_budget_pct / 100;
+    if (cap < g->retry_min_concurrency) cap = g->retry_min_concurrency;
+    if (retries < cap) return true;
+    atomic_fetch_add_explicit(&f->gs->budget_exhausted, 1, memory_order_relaxed);
+    return false;
+}
+
+/* A connection from the pool that the origin had closed: the one failure
+ * that is not the origin's fault; tried again once on a fresh connection. */
+static bool stale_pooled(const fwd_t *f, fail_kind_t kind)
+{
+    return kind == FAIL_ERROR && f->uc && f->uc->reused && !f->got_bytes && !f->stale_retry_used;
+}
+
+static bool may_retry(fwd_t *f, fail_kind_t kind, int status)
+{
+    pt_request_t *r = f->r;
+    const pt_http_settings_t *s = &r->loc->s;
+    if (f->req_body_started) return false; /* streamed body bytes cannot be sent again */
+    if (kind != FAIL_STATUS && f->got_bytes) return false;
+    bool sent = f->ever_sent || f->head_sent > 0;
+    if (sent && !idempotent(r) && !(s->next_upstream & PT_NEXT_NON_IDEMPOTENT)) return false;
+    if (stale_pooled(f, kind)) return true;
+    unsigned need = kind == FAIL_ERROR     ? PT_NEXT_ERROR
+                    : kind == FAIL_TIMEOUT ? PT_NEXT_TIMEOUT
+                                           : status_flag(status);
+    if (!need || !(s->next_upstream & need)) return false;
+    int max = s->next_upstream_tries;
+    if (max == 0) {
+        const ups_set_t *set = ups_set_load(f->gs);
+        max = set ? (int)set->n : 1;
+    }
+    if (f->tries >= max || f->ntried >= MAX_TRIED) return false;
+    if (s->next_upstream_timeout && (pt_time_mono_us() - f->t0) / 1000 >= s->next_upstream_timeout)
+        return false;
+    return budget_allows(f);
+}
+
+static ups_lbw_t *worker_lbw(ups_worker_t *uw, const ups_gstate_t *gs, const ups_set_t *set)
+{
+    if ((size_t)gs->id >= uw->nlbw) {
+        size_t n = (size_t)gs->id + 8;
+        ups_lbw_t *l = realloc(uw->lbw, n * sizeof(*l));
+        if (!l) return NULL;
+        memset(l + uw->nlbw, 0, (n - uw->nlbw) * sizeof(*l));
+        uw->lbw = l;
+        uw->nlbw = n;
+    }
+    ups_lbw_t *l = &uw->lbw[gs->id];
+    if (l->version != set->version && ups_lbw_reset(l, set) < 0) return NULL;
+    return l;
+}
+
+typedef enum { PICK_OK, PICK_NONE, PICK_FULL } pick_rc_t;
+
+/* Chooses the next member (never one already tried) into *out. */
+static pick_rc_t pick(fwd_t *f, ups_member_t *out)
+{
+    ups_worker_t *uw = ups_worker(f->r->worker);
+    const ups_set_t *set = ups_set_load(f->gs);
+    if (!set || set->n == 0) return PICK_NONE;
+    ups_lbw_t *lbw = worker_lbw(uw, f->gs, set);
+    if (!lbw) return PICK_NONE;
+    uint64_t now_us = pt_time_mono_us();
+    ups_pick_t pk = {f->g,    set,      lbw,          &uw->rng, f->hash, f->tried,
+                     f->ntried, ups_now_ms(), (int64_t)now_us, false};
+    const ups_member_t *m = ups_lb_pick(&pk);
+    if (!m) return pk.saw_full ? PICK_FULL : PICK_NONE;
+    *out = *m; /* the set may go once this callback returns: keep a copy */
+    return PICK_OK;
+}
+
+static int connect_member(fwd_t *f, const ups_member_t *m, bool fresh);
+static void pending_enqueue(fwd_t *f);
+
+/* The request cannot be placed: 503 at once (or the previous error). */
+static void overflow(fwd_t *f, const char *why)
+{
+    pt_request_t *r = f->r;
+    atomic_fetch_add_explicit(&f->gs->overflow, 1, memory_order_relaxed);
+    pt_log_warn("upstream %s: %s, answering 503 (request %.*s)", f->g->name, why,
+                (int)r->request_id_len, r->request_id);
+    f->resp_status = 503;
+    fwd_cleanup(f, false);
+    r->on_abort = NULL;
+    pt_req_error_retry_after(r, 503, 1);
+}
+
+static bool try_next(fwd_t *f, fail_kind_t kind, int status, const char *why);
+
+/* Connects to m; a connect that fails at once is a failed attempt. */
+static void launch(fwd_t *f, const ups_member_t *m, bool fresh)
+{
+    int rc = connect_member(f, m, fresh);
+    if (rc == 0) return;
+    if (rc == -EBUSY) {
+        pending_enqueue(f);
+        return;
+    }
+    if (!try_next(f, FAIL_ERROR, 502, strerror(-rc))) fail(f, 502, strerror(-rc));
+}
+
+/* Starts an attempt on a picked member; false when nothing could be picked. */
+static bool start_attempt(fwd_t *f)
+{
+    ups_member_t m;
+    pick_rc_t rc = pick(f, &m);
+    if (rc == PICK_FULL) {
+        pending_enqueue(f);
+        return true;
+    }
+    if (rc == PICK_NONE) return false;
+    launch(f, &m, false);
+    return true;
+}
+
+/* After a failed attempt: another one, if the policy, the budget and the
+ * servers allow. Returns true when a new attempt took over. */
+static bool try_next(fwd_t *f, fail_kind_t kind, int status, const char *why)
+{
+    if (!f->mem.peer || !may_retry(f, kind, status)) return false;
+    bool stale = stale_pooled(f, kind);
+    ups_member_t m;
+    if (stale) {
+        m = f->mem; /* the same server, on a fresh connection */
+    } else if (pick(f, &m) != PICK_OK) {
+        return false;
+    }
+    pt_log_info("upstream %s: %s, retrying on %s", f->mem.peer->name, why, m.peer->name);
+    ups_peer_ref(m.peer); /* m may be the attempt's own member, released below */
+    if (!stale) attempt_result(f, kind != FAIL_STATUS || status >= 500);
+    if (f->uc) {
         ups_conn_t *uc = f->uc;
         f->uc = NULL;
         ups_pool_release(ups_worker(f->r->worker), uc, f->g, false);
-        const ups_server_t *next = was_reused ? prev : ups_select(f->r, f->g, prev);
-        if (next) {
-            pt_log_info("upstream %s: %s, retrying on %s", prev->name, why, next->name);
-            f->head_sent = 0;
-            f->len = f->pos = f->last_len = 0;
-            if (connect_server(f, next) == 0) return;
-        }
     }
+    bool was_retry = f->is_retry;
+    attempt_release(f);
+    if (stale) {
+        f->stale_retry_used = true;
+        f->ntried--; /* the same peer is listed again by the new attempt */
+    } else {
+        atomic_fetch_add_explicit(&f->gs->retries, 1, memory_order_relaxed);
+    }
+    if (was_retry || !stale) {
+        f->is_retry = true;
+        atomic_fetch_add_explicit(&f->gs->active_retries, 1, memory_order_relaxed);
+    }
+    f->ever_sent |= f->head_sent > 0;
+    f->head_sent = 0;
+    f->len = f->pos = f->last_len = 0;
+    f->got_bytes = false;
+    launch(f, &m, stale);
+    ups_peer_unref(m.peer);
+    return true;
+}
+
+static void retry_or_fail(fwd_t *f, fail_kind_t kind, int status, const char *why)
+{
+    if (try_next(f, kind, status, why)) return;
     fail(f, status, why);
 }
 
-static int connect_server(fwd_t *f, const ups_server_t *s)
+/* Opens (or takes from the pool) a connection to m and starts sending.
+ * Returns 0, -EBUSY when max_connections is reached, or -errno. */
+static int connect_member(fwd_t *f, const ups_member_t *m, bool fresh)
 {
     pt_request_t *r = f->r;
     ups_worker_t *uw = ups_worker(r->worker);
+    ups_conn_t *uc = fresh ? NULL : ups_pool_take(uw, m);
+    if (!uc && f->g->max_connections &&
+        atomic_load_explicit(&f->gs->conns, memory_order_relaxed) >= f->g->max_connections &&
+        !ups_pool_evict_one(uw, f->gs))
+        return -EBUSY;
     f->tries++;
-    f->srv = s;
+    attempt_claim(f, m);
     /* both are 64-byte buffers; a plain copy (snprintf showed in profiles) */
-    _Static_assert(sizeof(r->upstream_addr) == sizeof(s->name), "address buffer sizes");
-    memcpy(r->upstream_addr, s->name, sizeof(s->name));
-    ups_conn_t *uc = ups_pool_take(uw, s);
+    _Static_assert(sizeof(r->upstream_addr) == sizeof(m->peer->name), "address buffer sizes");
+    memcpy(r->upstream_addr, m->peer->name, sizeof(m->peer->name));
     f->pp_len = 0;
     if (uc) {
         pt_metric_inc(uw->m->reqs_reused);
         f->state = F_SEND;
     } else {
-        int fd = pt_socket_connect(&s->addr);
+        int fd = pt_socket_connect(&m->peer->addr);
         if (fd < 0) return fd;
         uc = calloc(1, sizeof(*uc));
         if (!uc) {
@@ -179,25 +443,31 @@ static int connect_server(fwd_t *f, const ups_server_t *s)
             return -ENOMEM;
         }
         uc->uw = uw;
-        uc->addr = s->addr;
-        uc->pp = s->pp;
+        uc->addr = m->peer->addr;
+        uc->pp = m->pp;
         uc->io.fd = fd;
         pt_timer_init(&uc->idle_timer, NULL, uc);
         uc->io.cb = on_upstream_io;
         uc->io.data = f;
         if (pt_io_start(r->worker->loop, &uc->io) < 0) {
+            int err = errno;
             close(fd);
             free(uc);
-            return -errno;
+            return -err;
         }
+        uc->peer = m->peer;
+        ups_peer_ref(uc->peer);
+        atomic_fetch_add_explicit(&uc->peer->conns, 1, memory_order_relaxed);
+        uc->gs = f->gs;
+        atomic_fetch_add_explicit(&uc->gs->conns, 1, memory_order_relaxed);
         pt_metric_inc(uw->m->reqs_new);
         f->state = F_CONNECT;
-        if (s->pp != PP_NONE) {
+        if (m->pp != PP_NONE) {
             const pt_addr_t *src = pt_req_proxy_src(r) ? pt_req_proxy_src(r) : pt_req_peer(r);
             pt_addr_t dst;
             dst.len = sizeof(dst.ss);
             if (getsockname(pt_req_tunnel_fd(r), (struct sockaddr *)&dst.ss, &dst.len) < 0) dst = *src;
-            int n = s->pp == PP_V1 ? pt_pp_build_v1(f->pp, sizeof(f->pp), src, &dst)
+            int n = m->pp == PP_V1 ? pt_pp_build_v1(f->pp, sizeof(f->pp), src, &dst)
                                    : pt_pp_build_v2(f->pp, sizeof(f->pp), src, &dst);
             f->pp_len = n > 0 ? (size_t)n : 0;
         }
@@ -210,6 +480,99 @@ static int connect_server(fwd_t *f, const ups_server_t *s)
     arm(f);
     fwd_step(f);
     return 0;
+}
+
+/* ---- waiting for a slot (max_conns, max_connections) ---- */
+
+#define PENDING_POLL_MS 10
+
+static void pending_unlink(ups_worker_t *uw, ups_pending_t *p)
+{
+    if (p->prev) p->prev->next = p->next;
+    else uw->pending_head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    else uw->pending_tail = p->prev;
+    p->prev = p->next = NULL;
+    p->queued = false;
+    atomic_fetch_sub_explicit(&p->gs->pending, 1, memory_order_relaxed);
+}
+
+static void pending_remove(fwd_t *f)
+{
+    ups_pending_t *p = &f->pend;
+    if (!p->queued) return;
+    pt_timer_stop(f->r->worker->loop, &p->timer);
+    pending_unlink(ups_worker(f->r->worker), p);
+}
+
+/* A slot may be free: try again; stay queued while still full. */
+static void pending_retry(fwd_t *f)
+{
+    pending_remove(f);
+    f->state = F_CONNECT;
+    if (!start_attempt(f)) {
+        overflow(f, "no server available");
+    }
+}
+
+static void on_pending_timer(pt_timer_t *t)
+{
+    fwd_t *f = t->data;
+    if (pt_time_mono_us() >= f->pend.deadline_us) {
+        pending_remove(f);
+        overflow(f, "timed out waiting for a free connection slot");
+        return;
+    }
+    pending_retry(f);
+}
+
+static void pending_enqueue(fwd_t *f)
+{
+    ups_worker_t *uw = ups_worker(f->r->worker);
+    ups_pending_t *p = &f->pend;
+    if (!p->deadline_us) {
+        if (atomic_load_explicit(&f->gs->pending, memory_order_relaxed) >= f->g->max_pending) {
+            overflow(f, "every server is at its connection limit");
+            return;
+        }
+        p->deadline_us = pt_time_mono_us() + f->g->pending_timeout_ms * 1000;
+    }
+    p->f = f;
+    p->gs = f->gs;
+    p->queued = true;
+    p->next = NULL;
+    p->prev = uw->pending_tail;
+    if (uw->pending_tail) uw->pending_tail->next = p;
+    else uw->pending_head = p;
+    uw->pending_tail = p;
+    atomic_fetch_add_explicit(&f->gs->pending, 1, memory_order_relaxed);
+    f->state = F_PENDING;
+    pt_timer_stop(f->r->worker->loop, &f->timer);
+    pt_timer_init(&p->timer, on_pending_timer, f);
+    uint64_t now = pt_time_mono_us();
+    uint64_t left_ms = p->deadline_us > now ? (p->deadline_us - now) / 1000 : 0;
+    /* Slots freed by other workers are not announced: poll. */
+    pt_timer_start(f->r->worker->loop, &p->timer, pt_min(left_ms, (uint64_t)PENDING_POLL_MS));
+}
+
+/* An attempt of gs ended in this worker: the oldest waiter of gs tries again. */
+static void pending_wake(ups_worker_t *uw, const ups_gstate_t *gs)
+{
+    for (ups_pending_t *p = uw->pending_head; p; p = p->next) {
+        if (p->gs != gs) continue;
+        /* Not from inside the releasing exchange: on the next timer tick. */
+        pt_timer_start(uw->w->loop, &p->timer, 0);
+        return;
+    }
+}
+
+void ups_pending_fail_all(ups_worker_t *uw)
+{
+    while (uw->pending_head) {
+        fwd_t *f = uw->pending_head->f;
+        pending_remove(f);
+        overflow(f, "worker exiting");
+    }
 }
 
 /* ---- sending ---- */
@@ -312,7 +675,7 @@ static void send_request(fwd_t *f)
             return;
         }
         if (rc < 0) {
-            retry_or_fail(f, 502, strerror(-rc));
+            retry_or_fail(f, FAIL_ERROR, 502, strerror(-rc));
             return;
         }
         if (f->req_body_done) break;
@@ -477,7 +840,18 @@ static void handle_head(fwd_t *f)
         fail(f, 502, "101 Switching Protocols without an upgrade request");
         return;
     }
-    r->upstream_header_us = pt_time_mono_us() - f->t0;
+    uint64_t now = pt_time_mono_us();
+    r->upstream_header_us = now - f->t0;
+    ups_ewma_observe(f->mem.peer, (now - f->attempt_t0) * 1000, (int64_t)now);
+    ups_stats_latency(f->gs, now - f->attempt_t0);
+    int st = f->resp.status;
+    if (status_flag(st)) {
+        char why[32];
+        snprintf(why, sizeof(why), "status %d", st);
+        if (try_next(f, FAIL_STATUS, st, why)) return;
+    }
+    attempt_result(f, st >= 500);
+    f->resp_status = st;
     f->pos += (size_t)rc;
     f->last_len = 0;
     if (send_response_head(f) < 0) {
@@ -540,7 +914,7 @@ static void fwd_read_response(fwd_t *f)
                 return;
             }
             if (f->state == F_WAIT_HEAD && f->len == 0)
-                retry_or_fail(f, 502, strerror(errno));
+                retry_or_fail(f, FAIL_ERROR, 502, strerror(errno));
             else
                 fail(f, 502, strerror(errno));
             return;
@@ -563,7 +937,7 @@ static void fwd_read_response(fwd_t *f)
                 return;
             }
             if (f->state == F_WAIT_HEAD && f->len == 0)
-                retry_or_fail(f, 502, "connection closed before the response");
+                retry_or_fail(f, FAIL_ERROR, 502, "connection closed before the response");
             else
                 fail(f, 502, "connection closed prematurely");
             return;
@@ -687,6 +1061,7 @@ static void fwd_step(fwd_t *f)
     case F_TUNNEL:
         tunnel_step(f);
         break;
+    case F_PENDING:
     case F_DONE:
         break;
     }
@@ -702,7 +1077,7 @@ static void on_upstream_io(pt_io_t *io, unsigned events)
         socklen_t el = sizeof(err);
         getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &el);
         if (err) {
-            retry_or_fail(f, 502, strerror(err));
+            retry_or_fail(f, FAIL_ERROR, 502, strerror(err));
             return;
         }
         f->r->upstream_connect_us = pt_time_mono_us() - f->t0;
@@ -722,27 +1097,45 @@ static void on_upstream_io(pt_io_t *io, unsigned events)
 static void on_timeout(pt_timer_t *t)
 {
     fwd_t *f = t->data;
-    if (f->state == F_CONNECT) {
-        retry_or_fail(f, 504, "connect timed out");
-        return;
-    }
     if (f->state == F_TUNNEL) {
         tunnel_close(f);
         return;
     }
-    fail(f, 504, "timed out");
+    if (f->state == F_PENDING || f->state == F_DONE) return;
+    uint64_t try_ms = f->r->loc->s.proxy_try_timeout;
+    bool try_expired = try_ms && f->state <= F_WAIT_HEAD &&
+                       (pt_time_mono_us() - f->attempt_t0) / 1000 >= try_ms;
+    const char *why = try_expired              ? "try timed out"
+                      : f->state == F_CONNECT ? "connect timed out"
+                                               : "timed out";
+    if (f->state <= F_WAIT_HEAD && !f->got_bytes) {
+        uint64_t now = pt_time_mono_us();
+        if (f->mem.peer) ups_ewma_observe(f->mem.peer, (now - f->attempt_t0) * 1000, (int64_t)now);
+        retry_or_fail(f, FAIL_TIMEOUT, 504, why);
+        return;
+    }
+    fail(f, 504, why);
+}
+
+/* Maglev key: the group's template expanded for r. */
+static uint64_t request_hash(pt_request_t *r, const ups_group_t *g)
+{
+    size_t len = 0;
+    const char *k = pt_tpl_expand(r, &g->hash_key, &len);
+    return k ? ups_hash_key(k, len) : 0;
 }
 
 void ups_forward(pt_request_t *r)
 {
     const ups_group_t *g = r->loc->handler_conf;
     fwd_t *f = pt_pool_calloc(r->pool, 1, sizeof(*f));
-    if (!f) {
+    if (!f || !g->state) {
         pt_req_error(r, 500, true);
         return;
     }
     f->r = r;
     f->g = g;
+    f->gs = g->state;
     f->t0 = pt_time_mono_us();
     f->hdrs = pt_pool_alloc(r->pool, MAX_RESP_HEADERS * sizeof(pt_http_hdr_t));
     if (!f->hdrs) {
@@ -758,10 +1151,22 @@ void ups_forward(pt_request_t *r)
         pt_req_error(r, 500, true);
         return;
     }
-    const ups_server_t *s = ups_select(r, g, NULL);
-    int rc = connect_server(f, s);
-    if (rc < 0) {
-        f->srv = s;
-        fail(f, 502, strerror(-rc));
+    atomic_fetch_add_explicit(&f->gs->requests, 1, memory_order_relaxed);
+    if (g->max_requests &&
+        atomic_load_explicit(&f->gs->active, memory_order_relaxed) >= g->max_requests) {
+        overflow(f, "max_requests reached");
+        return;
     }
+    atomic_fetch_add_explicit(&f->gs->active, 1, memory_order_relaxed);
+    f->counted = true;
+    if (g->lb == UPS_LB_HASH) f->hash = request_hash(r, g);
+    if (start_attempt(f)) return;
+    atomic_fetch_add_explicit(&f->gs->no_server, 1, memory_order_relaxed);
+    pt_log_error("upstream %s: no server available (all down, ejected or drained), answering "
+                 "503 (request %.*s)",
+                 g->name, (int)r->request_id_len, r->request_id);
+    f->resp_status = 503;
+    fwd_cleanup(f, false);
+    r->on_abort = NULL;
+    pt_req_error_retry_after(r, 503, 1);
 }

@@ -25,6 +25,15 @@ static void conn_free(void *arg) { free(arg); }
 void ups_conn_close(ups_conn_t *uc)
 {
     pt_loop_t *loop = uc->uw->w->loop;
+    if (uc->peer) {
+        atomic_fetch_sub_explicit(&uc->peer->conns, 1, memory_order_relaxed);
+        ups_peer_unref(uc->peer);
+        uc->peer = NULL;
+    }
+    if (uc->gs) {
+        atomic_fetch_sub_explicit(&uc->gs->conns, 1, memory_order_relaxed);
+        uc->gs = NULL;
+    }
     pt_timer_stop(loop, &uc->idle_timer);
     pt_io_stop(loop, &uc->io);
     close(uc->io.fd);
@@ -48,11 +57,11 @@ static void on_idle_timeout(pt_timer_t *t)
     ups_conn_close(uc);
 }
 
-ups_conn_t *ups_pool_take(ups_worker_t *uw, const ups_server_t *s)
+ups_conn_t *ups_pool_take(ups_worker_t *uw, const ups_member_t *m)
 {
-    if (s->pp != PP_NONE) return NULL; /* PROXY headers are per client: never shared */
+    if (m->pp != PP_NONE) return NULL; /* PROXY headers are per client: never shared */
     for (ups_conn_t *uc = uw->idle; uc; uc = uc->next) {
-        if (!pt_addr_equal(&uc->addr, &s->addr)) continue;
+        if (uc->peer != m->peer) continue;
         pool_unlink(uw, uc);
         pt_timer_stop(uw->w->loop, &uc->idle_timer);
         uc->reused = true;
@@ -61,18 +70,29 @@ ups_conn_t *ups_pool_take(ups_worker_t *uw, const ups_server_t *s)
     return NULL;
 }
 
-static size_t idle_for(ups_worker_t *uw, const pt_addr_t *a)
+static size_t idle_for(ups_worker_t *uw, const ups_peer_t *p)
 {
     size_t n = 0;
-    for (ups_conn_t *uc = uw->idle; uc; uc = uc->next) n += pt_addr_equal(&uc->addr, a);
+    for (ups_conn_t *uc = uw->idle; uc; uc = uc->next) n += uc->peer == p;
     return n;
+}
+
+bool ups_pool_evict_one(ups_worker_t *uw, const ups_gstate_t *gs)
+{
+    for (ups_conn_t *uc = uw->idle; uc; uc = uc->next) {
+        if (uc->gs != gs) continue;
+        pool_unlink(uw, uc);
+        ups_conn_close(uc);
+        return true;
+    }
+    return false;
 }
 
 void ups_pool_release(ups_worker_t *uw, ups_conn_t *uc, const ups_group_t *g, bool reusable)
 {
     uc->fwd = NULL;
     if (!reusable || uw->w->draining || uc->pp != PP_NONE || g->keepalive == 0 ||
-        uc->nreq >= g->keepalive_requests || idle_for(uw, &uc->addr) >= (size_t)g->keepalive) {
+        uc->nreq >= g->keepalive_requests || idle_for(uw, uc->peer) >= (size_t)g->keepalive) {
         ups_conn_close(uc);
         return;
     }
