@@ -1,8 +1,10 @@
 /*
- * Upstream configuration: `upstream` blocks, `server` lines (hostnames
- * resolved at load, every address becomes a server), `keepalive`, and
- * `proxy_pass`, whose group names are resolved once the whole config has
- * been read (a group may be defined after its first use, as in nginx).
+ * Upstream configuration: `upstream` blocks and their directives, `server`
+ * lines (host names resolved at load; each line keeps its addresses, and
+ * the runtime state turns every address into a server), and `proxy_pass`,
+ * whose group names are resolved once the whole config has been read (a
+ * group may be defined after its first use, as in nginx). Also the module
+ * descriptor with its worker and control-thread hooks.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -294,7 +296,17 @@ static int set_hash(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
     int rc = set_lb(b, n, g, UPS_LB_HASH);
     if (rc < 0) return rc;
     if (n->args[0].len == 0) return pt_conf_err_arg(b, n, 0, "empty hash key");
-    return pt_tpl_compile(b, n, 0, &g->hash_key);
+    rc = pt_tpl_compile(b, n, 0, &g->hash_key);
+    if (rc < 0) return rc;
+    bool has_var = false;
+    for (size_t i = 0; i < g->hash_key.nparts; i++)
+        has_var |= g->hash_key.parts[i].kind != PT_VAR_LITERAL;
+    if (!has_var)
+        return pt_conf_err_arg(b, n, 0,
+                               "hash key \"%s\" has no variable: every request would go to one "
+                               "server",
+                               n->args[0].val);
+    return 0;
 }
 
 static int set_hash_balance_factor(pt_conf_build_t *b, const pt_conf_node_t *n, void *obj)
@@ -431,9 +443,10 @@ static int hc_param(pt_conf_build_t *b, const pt_conf_node_t *n, size_t i, ups_h
     }
     if ((v = kv(a, "status"))) return hc_status_range(b, n, i, v, hc);
     if ((v = kv(a, "method"))) {
+        if (!*v) return pt_conf_err_arg(b, n, i, "empty method");
         for (const char *p = v; *p; p++)
             if (*p < 'A' || *p > 'Z') return pt_conf_err_arg(b, n, i, "invalid method \"%s\"", v);
-        hc->method = *v ? v : "GET";
+        hc->method = v;
         return 0;
     }
     if ((v = kv(a, "uri"))) {

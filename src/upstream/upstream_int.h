@@ -112,7 +112,7 @@ typedef struct ups_group {
     int retry_min_concurrency;/* default 3 */
     ups_hc_conf_t hc;
     ups_outlier_conf_t outlier;
-    uint64_t resolve_valid_ms; /* re-resolve interval cap (and when TTL is 0); default 30 s */
+    uint64_t resolve_valid_ms; /* `resolver valid=`: fixed re-resolve interval; 0 = follow TTLs */
     bool implicit;            /* made from proxy_pass http://host:port */
     const char *file;
     uint32_t line;

@@ -581,8 +581,8 @@ static void test_body_split(void **state)
 static char *body_request(size_t n, size_t *len)
 {
     char head[128];
-    int hn = snprintf(head, sizeof(head), "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
-                      n);
+    int hn = snprintf(head, sizeof(head),
+                      "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", n);
     char *req = malloc((size_t)hn + n + 1);
     assert_non_null(req);
     memcpy(req, head, (size_t)hn);
@@ -848,16 +848,18 @@ static void test_token_accepted(void **state)
                  creds[i]);
         expect_status(f, req, 200);
     }
-    expect_status(f, "GET /metrics HTTP/1.1\r\nHost: a\r\nauthorization: Bearer " TEST_TOKEN "\r\n\r\n",
+#define AUTH "Authorization: Bearer " TEST_TOKEN "\r\n"
+    /* The header name is case-insensitive too. */
+    expect_status(f, "GET /metrics HTTP/1.1\r\nHost: a\r\nauthorization: Bearer " TEST_TOKEN
+                     "\r\n\r\n",
                   200);
-    expect_status(f, "GET /nope HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " TEST_TOKEN "\r\n\r\n",
-                  404);
-    expect_status(f, "POST /status HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " TEST_TOKEN "\r\n\r\n",
-                  405);
+    expect_status(f, "GET /nope HTTP/1.1\r\nHost: a\r\n" AUTH "\r\n", 404);
+    expect_status(f, "POST /status HTTP/1.1\r\nHost: a\r\n" AUTH "\r\n", 405);
     expect_body_reply(f,
-                      "POST /body HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " TEST_TOKEN
-                      "\r\nContent-Length: 5\r\n\r\nhello",
+                      "POST /body HTTP/1.1\r\nHost: a\r\n" AUTH
+                      "Content-Length: 5\r\n\r\nhello",
                       200, "POST|5|nul=1|hello");
+#undef AUTH
 }
 
 static void test_token_rejected(void **state)

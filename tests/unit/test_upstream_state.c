@@ -149,7 +149,8 @@ static void test_round_trip(void **state)
                      "\"app\":{\"10.0.0.1:80\":{\"weight\":5,\"admin\":\"enabled\"},"
                      "\"[::1]:8080\":{\"weight\":null,\"admin\":\"drain\"},"
                      "\"10.0.0.3:80\":{\"weight\":1000,\"admin\":\"drain\"}},"
-                     "\"api \\\"v2\\\"\":{\"127.0.0.1:9000\":{\"weight\":1,\"admin\":\"enabled\"}}}}");
+                     "\"api \\\"v2\\\"\":"
+                     "{\"127.0.0.1:9000\":{\"weight\":1,\"admin\":\"enabled\"}}}}");
     assert_int_equal(dir_entries(f), 1); /* no temporary file left */
 
     /* A fresh runtime reads back the same overrides, creating the groups. */
