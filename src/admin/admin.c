@@ -608,23 +608,31 @@ static int try_parse(conn_t *c)
     return set_error(c, status, "");
 }
 
+/*
+ * One read into buf. Returns the bytes read (> 0), 0 when the socket has
+ * nothing now, or -1 after closing the connection (error, or the client gave
+ * up before the whole head or body).
+ */
+static ssize_t read_some(conn_t *c, char *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = read(c->io.fd, buf, cap);
+        if (n > 0) return n;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->io.readable = false;
+            return 0;
+        }
+        conn_close(c);
+        return -1;
+    }
+}
+
 static void do_read(conn_t *c)
 {
     while (c->state == CONN_READING && c->io.readable) {
-        ssize_t n = read(c->io.fd, c->in + c->in_len, ADMIN_HEAD_MAX - c->in_len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) {
-                c->io.readable = false;
-                return;
-            }
-            conn_close(c);
-            return;
-        }
-        if (n == 0) { /* client gave up before a full head */
-            conn_close(c);
-            return;
-        }
+        ssize_t n = read_some(c, c->in + c->in_len, ADMIN_HEAD_MAX - c->in_len);
+        if (n <= 0) return;
         c->in_len += (size_t)n;
         int rc = try_parse(c);
         if (rc < 0) {
@@ -639,21 +647,9 @@ static void do_read(conn_t *c)
 static void do_read_body(conn_t *c)
 {
     while (c->state == CONN_BODY && c->io.readable) {
-        ssize_t n = read(c->io.fd, c->req_body + c->req_body_len,
-                         c->req_body_want - c->req_body_len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) {
-                c->io.readable = false;
-                return;
-            }
-            conn_close(c);
-            return;
-        }
-        if (n == 0) { /* client gave up before a full body */
-            conn_close(c);
-            return;
-        }
+        ssize_t n = read_some(c, c->req_body + c->req_body_len,
+                              c->req_body_want - c->req_body_len);
+        if (n <= 0) return;
         c->req_body_len += (size_t)n;
         if (c->req_body_len == c->req_body_want && run_endpoint(c) < 0) {
             pt_log_error("admin: out of memory answering a request");
