@@ -108,8 +108,10 @@ static void arm(fwd_t *f)
     uint64_t ms = settings_timeout(f, f->state);
     uint64_t try_ms = f->r->loc->s.proxy_try_timeout;
     if (try_ms && f->state <= F_WAIT_HEAD) {
-        uint64_t spent = (pt_time_mono_us() - f->attempt_t0) / 1000;
-        uint64_t left = spent < try_ms ? try_ms - spent : 1;
+        /* Timers count from the loop's cached clock, so the deadline must too. */
+        uint64_t deadline = f->attempt_t0 / 1000 + try_ms;
+        uint64_t now = pt_loop_now(f->r->worker->loop);
+        uint64_t left = deadline > now ? deadline - now : 1;
         if (left < ms) ms = left;
     }
     pt_timer_start(f->r->worker->loop, &f->timer, ms);

@@ -78,7 +78,7 @@ class CtlOrigin:
         self.health_body = b"OK\n"
         # statistics
         self.counts = collections.Counter()  # (method, path) -> n
-        self.requests = []  # (method, target, headers, body_len), newest last
+        self.requests = []  # (method, target, headers, body_len, wall time), newest last
         self.health_hits = 0
         self.health_requests = []  # (method, target, headers)
         self.connections = 0
@@ -143,7 +143,14 @@ class CtlOrigin:
     def die(self):
         """Stops listening (connects are refused) and resets open connections."""
         for s in self._close_listener():
-            _rst(s)
+            # Closing a socket another thread is blocked on does not wake that
+            # thread (nor send anything): shut the read side instead; the
+            # serving thread then sees EOF and closes with an RST (linger 0).
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
 
     def revive(self):
         """Listens again on the same port."""
@@ -293,7 +300,7 @@ class CtlOrigin:
             return keep
         with self.lock:
             self.counts[(method, path)] += 1
-            self.requests.append((method, target, headers, len(body)))
+            self.requests.append((method, target, headers, len(body), time.time()))
             self.inflight += 1
         try:
             return self._answer(s, method, keep)

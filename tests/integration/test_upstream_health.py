@@ -6,7 +6,7 @@ import time
 
 from ctl_origins import Admin, by_origin, ctl_origins, run_load, upstream_conf, wait_for  # noqa: F401
 
-HC = "health_check type=http interval=200ms timeout=1s rise=%d fall=%d uri=/health;"
+HC = "health_check type=http interval=200ms timeout=200ms rise=%d fall=%d uri=/health;"
 
 
 def ok(results):
@@ -63,7 +63,7 @@ def test_http_check_ejects_after_fall_and_restores_after_rise(portico, ctl_origi
 def test_http_check_options(portico, ctl_origins):
     """method, uri, Host header, expected status range and body substring."""
     os_ = ctl_origins(2)
-    hc = ("health_check type=http interval=200ms timeout=1s rise=1 fall=1 method=GET "
+    hc = ("health_check type=http interval=200ms timeout=200ms rise=1 fall=1 method=GET "
           "uri=/health?deep=1 host=check.example status=200-299 body=ALIVE;")
     p = portico(upstream_conf(os_, ups=hc))
     adm = Admin(p)
@@ -90,7 +90,7 @@ def test_http_check_options(portico, ctl_origins):
 def test_http_check_timeout_counts_as_failure(portico, ctl_origins):
     os_ = ctl_origins(2)
     p = portico(upstream_conf(
-        os_, ups="health_check type=http interval=200ms timeout=300ms rise=1 fall=2 uri=/health;"))
+        os_, ups="health_check type=http interval=500ms timeout=400ms rise=1 fall=2 uri=/health;"))
     adm = Admin(p)
     wait_probed(os_)
     os_[0].set_health(None)  # never answers
@@ -104,7 +104,7 @@ def test_http_check_timeout_counts_as_failure(portico, ctl_origins):
 def test_tcp_check(portico, ctl_origins):
     os_ = ctl_origins(3)
     p = portico(upstream_conf(
-        os_, ups="round_robin;\nhealth_check type=tcp interval=200ms timeout=1s rise=1 fall=2;"))
+        os_, ups="round_robin;\nhealth_check type=tcp interval=200ms timeout=200ms rise=1 fall=2;"))
     adm = Admin(p)
     wait_for(lambda: all(o.connections >= 2 for o in os_), 10, "tcp probes do not connect")
     assert all(o.health_hits == 0 for o in os_), "tcp checks sent HTTP requests"
@@ -127,7 +127,7 @@ def test_health_check_port(portico, ctl_origins):
     os_ = ctl_origins(3)
     checker = os_[2]
     p = portico(upstream_conf(
-        os_[:2], ups="health_check type=http interval=200ms timeout=1s rise=1 fall=1 port=%d uri=/health;"
+        os_[:2], ups="health_check type=http interval=200ms timeout=200ms rise=1 fall=1 port=%d uri=/health;"
         % checker.port))
     adm = Admin(p)
     wait_for(lambda: checker.health_hits >= 4, 10, "the check port is not probed")
@@ -141,7 +141,7 @@ def test_health_check_port(portico, ctl_origins):
 
 def test_all_servers_down_answers_503_at_once_and_keeps_probing(portico, ctl_origins):
     os_ = ctl_origins(2)
-    p = portico(upstream_conf(os_, ups=HC % (1, 1)))
+    p = portico(upstream_conf(os_, ups=HC % (1, 2)))
     adm = Admin(p)
     wait_probed(os_)
     for o in os_:
@@ -264,7 +264,7 @@ def test_outlier_detection_off(portico, ctl_origins):
     os_ = ctl_origins(2)
     p = portico(upstream_conf(os_, ups="round_robin;\noutlier_detection off;"))
     os_[0].fail(500)
-    res = run_load(p.url, 40, concurrency=2)
+    res = run_load(p.url, 40, concurrency=1)  # one connection, one worker: exact rotation
     assert os_[0].count() == 20
     assert sum(1 for r in res if r.status == 500) == 20
     assert Admin(p).server(os_[0].addr)["state"] == "up"

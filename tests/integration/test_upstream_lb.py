@@ -261,7 +261,7 @@ def test_backup_takes_over_when_primaries_die(portico, ctl_origins):
     os_ = ctl_origins(3)
     backup = os_[2]
     p = portico(upstream_conf(
-        os_, ups="round_robin;\nhealth_check type=tcp interval=200ms timeout=1s rise=1 fall=1;",
+        os_, ups="round_robin;\nhealth_check type=tcp interval=200ms timeout=200ms rise=1 fall=1;",
         server_opts={2: "backup"}))
     adm = Admin(p)
     spread(run_load(p.url, 20, concurrency=2))

@@ -71,7 +71,7 @@ class Metrics:
 CONF = """
 upstream backend {
     round_robin;
-    health_check type=http interval=200ms timeout=1s rise=1 fall=1 uri=/health;
+    health_check type=http interval=200ms timeout=200ms rise=1 fall=2 uri=/health;
     outlier_detection consecutive_failures=3 ejection_time=30s;
     server %(o0)s;
     server %(o1)s;
@@ -97,7 +97,7 @@ server {
 def test_upstream_metric_families(portico, ctl_origins):
     os_ = ctl_origins(4)
     o0, o1, o2, o3 = os_
-    o2.set_health(503)  # down after the first probe
+    o2.set_health(503)  # down after two probes
     p = portico(CONF % {"o%d" % i: o.addr for i, o in enumerate(os_)})
     adm = Admin(p)
     adm.wait_state(o2.addr, "down")

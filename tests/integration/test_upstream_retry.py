@@ -97,14 +97,20 @@ def test_status_not_configured_is_passed_through(portico, ctl_origins):
 
 def test_retry_on_try_timeout(portico, ctl_origins):
     os_ = ctl_origins(3)
-    p = portico(upstream_conf(os_, ups=NO_OD, loc="proxy_try_timeout 300ms;"))
+    p = portico(upstream_conf(os_, ups=NO_OD, loc="proxy_try_timeout 1s;"))
     hung = os_[0]
     hung.hang()
     res = run_load(p.url, 12, concurrency=3)
     assert statuses(res) == {200: 12}, res
+    assert by_origin(res)[hung.name] == 0
     hits = hung.count()
     assert hits >= 2
-    assert total(os_) == 12 + hits
+    # Every timed-out attempt was retried once elsewhere. (Counted with the
+    # group's retry counter: on a loaded machine a healthy origin may also
+    # miss a try timeout now and then.)
+    retries = Admin(p).group()["retries"]
+    assert retries >= hits
+    assert total(os_) == 12 + retries
 
 
 def test_next_upstream_off(portico, ctl_origins):
