@@ -49,14 +49,28 @@ static void conn_unlink(pt_conn_t *c)
     c->prev = c->next = NULL;
 }
 
-void pt_conn_close(pt_conn_t *c)
+/* Keeps portico_connections_idle right across state changes. */
+static void conn_set_state(pt_conn_t *c, conn_state_t st)
+{
+    bool idle = st == CONN_IDLE || st == CONN_PROXY_HEADER;
+    if (idle != c->counted_idle) {
+        pt_metric_gauge_add(c->w->priv->m->conns_idle, idle ? 1 : -1);
+        c->counted_idle = idle;
+    }
+    c->state = st;
+}
+
+void pt_conn_close(pt_conn_t *c) { pt_conn_close_why(c, PT_CLOSE_ERROR); }
+
+void pt_conn_close_why(pt_conn_t *c, pt_close_reason_t reason)
 {
     if (c->state == CONN_CLOSED) return;
+    pt_metric_inc(c->w->priv->m->conns_closed[reason]);
     if (c->req) pt_request_abort_internal(c->req);
     pt_timer_stop(c->w->loop, &c->timer);
     pt_io_stop(c->w->loop, &c->io);
     close(c->io.fd);
-    c->state = CONN_CLOSED;
+    conn_set_state(c, CONN_CLOSED);
     conn_unlink(c);
     c->w->nconns--;
     pt_metric_gauge_add(c->w->priv->m->conns_active, -1);
@@ -123,7 +137,7 @@ void pt_conn_accept_all(pt_worker_t *w, int lfd, const pt_addr_t *local, bool pr
         c->io.fd = fd;
         c->io.cb = conn_on_io;
         c->io.data = c;
-        c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_IDLE;
+        c->state = CONN_CLOSED; /* not counted anywhere yet */
         pt_timer_init(&c->timer, conn_on_timer, c);
         c->snap = pt_snapshot_ref(w->snap);
         c->lc = pt_listen_lookup(c->snap, &c->local);
@@ -140,6 +154,7 @@ void pt_conn_accept_all(pt_worker_t *w, int lfd, const pt_addr_t *local, bool pr
         w->nconns++;
         pt_metric_inc(p->m->conns_total);
         pt_metric_gauge_add(p->m->conns_active, 1);
+        conn_set_state(c, proxy_protocol ? CONN_PROXY_HEADER : CONN_IDLE);
         conn_arm_idle(c);
         /* Data often arrives with the accept (TCP_DEFER_ACCEPT-like): try now. */
         c->io.readable = true;
@@ -191,7 +206,7 @@ static int conn_parse_proxy_header(pt_conn_t *c)
     }
     c->has_pp = c->pp_src.len > 0;
     c->rpos += (size_t)rc;
-    c->state = CONN_IDLE;
+    conn_set_state(c, CONN_IDLE);
     return 0;
 }
 
@@ -220,7 +235,7 @@ static bool conn_try_parse(pt_conn_t *c)
         }
     }
     pt_timer_stop(w->loop, &c->timer);
-    c->state = CONN_ACTIVE;
+    conn_set_state(c, CONN_ACTIVE);
     c->last_len = 0;
     pt_request_start(c, rc);
     return true;
@@ -262,7 +277,7 @@ static void conn_read_head(pt_conn_t *c)
         if (n == PT_AGAIN) continue;
         if (n <= 0) {
             /* EOF or error between requests: a normal keep-alive close. */
-            pt_conn_close(c);
+            pt_conn_close_why(c, n == 0 || n == -ECONNRESET ? PT_CLOSE_CLIENT : PT_CLOSE_ERROR);
             return;
         }
         /* First bytes of a new head: switch from the idle to the header timeout. */
@@ -284,7 +299,7 @@ void pt_conn_request_done(pt_conn_t *c, bool keep)
     c->want_body = false;
     c->nreq++;
     if (!keep || c->close_after || c->w->draining) {
-        pt_conn_close(c);
+        pt_conn_close_why(c, c->w->draining ? PT_CLOSE_SHUTDOWN : PT_CLOSE_DONE);
         return;
     }
     /* Move pipelined bytes to the front; the old head is no longer used. */
@@ -293,7 +308,7 @@ void pt_conn_request_done(pt_conn_t *c, bool keep)
     c->rlen = left;
     c->rpos = 0;
     c->last_len = 0;
-    c->state = CONN_IDLE;
+    conn_set_state(c, CONN_IDLE);
     conn_arm_idle(c);
     if (left > 0 || c->io.readable) {
         /* Parse at a safe point: we may be deep in an upstream callback. */
@@ -321,14 +336,16 @@ static void conn_on_timer(pt_timer_t *t)
         pt_request_on_timeout(c->req);
         return;
     }
-    if (c->state == CONN_IDLE && c->rlen > c->rpos && c->rbuf) {
+    bool started = c->rlen > c->rpos && c->rbuf;
+    if (c->state == CONN_IDLE && started) {
         /* A head started but did not finish in time: 408, as nginx logs it. */
         static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                    "Content-Length: 0\r\n\r\n";
         ssize_t n = write(c->io.fd, resp, sizeof(resp) - 1);
         pt_unused(n);
     }
-    pt_conn_close(c);
+    pt_conn_close_why(c, started || c->state == CONN_PROXY_HEADER ? PT_CLOSE_TIMEOUT
+                                                                  : PT_CLOSE_IDLE_TIMEOUT);
 }
 
 void pt_conn_drain_all(pt_worker_t *w)
@@ -336,12 +353,12 @@ void pt_conn_drain_all(pt_worker_t *w)
     pt_conn_t *c = w->priv->conns;
     while (c) {
         pt_conn_t *next = c->next;
-        if (c->state != CONN_ACTIVE) pt_conn_close(c);
+        if (c->state != CONN_ACTIVE) pt_conn_close_why(c, PT_CLOSE_SHUTDOWN);
         c = next;
     }
 }
 
 void pt_conn_close_all(pt_worker_t *w)
 {
-    while (w->priv->conns) pt_conn_close(w->priv->conns);
+    while (w->priv->conns) pt_conn_close_why(w->priv->conns, PT_CLOSE_SHUTDOWN);
 }

@@ -193,7 +193,7 @@ void pt_request_on_io(pt_request_t *r, unsigned events)
     if (r->nout > 0 && c->io.writable) {
         int rc = pt_req_flush(r);
         if (rc < 0 && rc != PT_AGAIN) {
-            pt_conn_close(c);
+            pt_conn_close_why(c, PT_CLOSE_CLIENT);
             return;
         }
         if (rc == 0) {
@@ -217,7 +217,7 @@ void pt_request_on_io(pt_request_t *r, unsigned events)
         /* The client is gone while the handler works: stop it now. */
         char probe;
         ssize_t n = recv(c->io.fd, &probe, 1, MSG_PEEK);
-        if (n == 0 || (n < 0 && errno != EAGAIN)) pt_conn_close(c);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) pt_conn_close_why(c, PT_CLOSE_CLIENT);
     }
 }
 
@@ -236,5 +236,5 @@ void pt_request_on_timeout(pt_request_t *r)
     }
     pt_log_info("client send/body timeout, closing (request %.*s)", (int)r->request_id_len,
                 r->request_id);
-    pt_conn_close(c);
+    pt_conn_close_why(c, PT_CLOSE_TIMEOUT);
 }

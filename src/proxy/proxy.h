@@ -156,6 +156,7 @@ struct pt_location {
     void *handler_conf; /* the module's per-location config */
     pt_http_settings_t s;
     struct pt_location *dup_of; /* same path defined before (config check) */
+    struct pt_route_stats *stats; /* request counters, bound when the snapshot goes live */
 };
 
 typedef struct pt_listen_conf {

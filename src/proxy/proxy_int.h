@@ -26,6 +26,17 @@ void pt_route(pt_request_t *r, const pt_listen_conf_t *lc);
 
 /* ---- connections (conn.c) ---- */
 
+/* Why a client connection was closed (portico_connections_closed_total). */
+typedef enum {
+    PT_CLOSE_CLIENT = 0,     /* the client closed or reset it */
+    PT_CLOSE_DONE,           /* we closed after a response (Connection: close, limits) */
+    PT_CLOSE_IDLE_TIMEOUT,   /* keepalive_timeout between requests */
+    PT_CLOSE_TIMEOUT,        /* client_header/body_timeout, send_timeout */
+    PT_CLOSE_ERROR,          /* bad input, aborted response, out of memory */
+    PT_CLOSE_SHUTDOWN,       /* graceful or immediate stop */
+    PT_CLOSE_NREASONS,
+} pt_close_reason_t;
+
 typedef enum {
     CONN_PROXY_HEADER = 0, /* waiting for the PROXY protocol header */
     CONN_IDLE,             /* waiting for (the rest of) a request head */
@@ -42,6 +53,7 @@ struct pt_conn {
     pt_addr_t pp_src, pp_dst;
     bool has_pp;
     bool close_after; /* close when the current response is done */
+    bool counted_idle; /* in portico_connections_idle */
     bool want_body;
     char *rbuf;
     size_t rsize;
@@ -60,6 +72,9 @@ struct pt_conn {
     struct pt_conn *prev, *next; /* worker's list */
 };
 
+/* Closes c, counted under reason. */
+void pt_conn_close_why(pt_conn_t *c, pt_close_reason_t reason);
+
 /* Accepts every pending connection on a listening fd. */
 void pt_conn_accept_all(pt_worker_t *w, int lfd, const pt_addr_t *local, bool proxy_protocol);
 /* Closes idle connections (drain); active ones close after their response. */
@@ -67,10 +82,24 @@ void pt_conn_drain_all(pt_worker_t *w);
 /* Closes everything now (stop or drain timeout). */
 void pt_conn_close_all(pt_worker_t *w);
 
+/* ---- requests per route (route_stats.c) ---- */
+typedef struct pt_route_stats pt_route_stats_t;
+typedef struct pt_route_registry pt_route_registry_t;
+pt_route_registry_t *pt_route_registry_create(void);
+void pt_route_registry_destroy(pt_route_registry_t *reg);
+/* Points every location of snap at its counters (control thread). */
+void pt_route_registry_bind(pt_route_registry_t *reg, pt_snapshot_t *snap);
+/* A metrics collector: portico_route_requests_total. */
+void pt_route_registry_collect(pt_sbuf_t *o, void *arg);
+/* Counts one finished request (any thread); cls = status/100, 0 = aborted. */
+void pt_route_stats_count(pt_route_stats_t *s, int cls);
+
 /* ---- metrics ids (runtime.c) ---- */
 typedef struct pt_proxy_metrics {
     pt_metric_id_t conns_total;
     pt_metric_id_t conns_active;
+    pt_metric_id_t conns_idle;
+    pt_metric_id_t conns_closed[PT_CLOSE_NREASONS];
     pt_metric_id_t requests_by_class[6]; /* index status/100, 0 = aborted */
     pt_metric_id_t request_duration;
     pt_metric_id_t bytes_sent;

@@ -429,6 +429,7 @@ static void request_account(pt_request_t *r)
     int cls = r->status / 100;
     if (cls < 1 || cls > 5 || r->aborted) cls = 0;
     pt_metric_inc(m->requests_by_class[cls]);
+    if (r->loc) pt_route_stats_count(r->loc->stats, cls);
     pt_metric_observe(m->request_duration, (double)(pt_time_mono_us() - r->start_us) / 1e6);
     pt_metric_add(m->bytes_sent, r->bytes_sent);
     struct pt_worker_priv *p = r->worker->priv;

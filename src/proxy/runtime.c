@@ -59,6 +59,7 @@ typedef struct pt_runtime {
     int exit_code;
     const char *pid_written;
     pt_control_t ctl;
+    pt_route_registry_t *routes;
 } pt_runtime_t;
 
 /* ------------------------------------------------------------------ */
@@ -576,6 +577,7 @@ typedef struct close_msg {
 /* Tells every module the snapshot goes live; on failure re-adopts prev. */
 static int modules_adopt(pt_runtime_t *rt, pt_snapshot_t *snap, pt_snapshot_t *prev)
 {
+    if (rt->routes) pt_route_registry_bind(rt->routes, snap);
     const pt_proxy_module_t *const *mods;
     size_t nm = pt_proxy_modules(&mods);
     for (size_t i = 0; i < nm; i++) {
@@ -761,6 +763,14 @@ static void register_metrics(pt_proxy_metrics_t *m)
     m->conns_total = pt_metric_counter("portico_connections_total",
                                        "Client connections accepted.", "");
     m->conns_active = pt_metric_gauge("portico_connections_active", "Client connections open.", "");
+    m->conns_idle = pt_metric_gauge("portico_connections_idle",
+                                    "Client connections open and waiting for a request.", "");
+    static const char *const reasons[PT_CLOSE_NREASONS] = {
+        "reason=\"client\"",  "reason=\"done\"",  "reason=\"idle_timeout\"",
+        "reason=\"timeout\"", "reason=\"error\"", "reason=\"shutdown\""};
+    for (int i = 0; i < PT_CLOSE_NREASONS; i++)
+        m->conns_closed[i] = pt_metric_counter("portico_connections_closed_total",
+                                               "Client connections closed, by reason.", reasons[i]);
     for (int i = 0; i < 6; i++)
         m->requests_by_class[i] = pt_metric_counter("portico_requests_total",
                                                     "Requests by response status class.",
@@ -848,6 +858,9 @@ static int admin_setup(pt_runtime_t *rt)
 /* The control context modules get; then their control_init and first adopt. */
 static int modules_control_init(pt_runtime_t *rt)
 {
+    rt->routes = pt_route_registry_create();
+    if (!rt->routes || pt_metrics_collector_add(pt_route_registry_collect, rt->routes) < 0)
+        return -ENOMEM;
     rt->ctl = (pt_control_t){.loop = rt->loop, .admin = rt->admin, .nworkers = rt->nworkers,
                              .workers = rt->workers, .reload = control_reload, .rt = rt};
     const pt_proxy_module_t *const *mods;
@@ -875,6 +888,10 @@ static void runtime_teardown(pt_runtime_t *rt)
 {
     for (int i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
     if (rt->ctl.loop) modules_control_exit(rt);
+    if (rt->routes) {
+        pt_metrics_collector_remove(pt_route_registry_collect, rt->routes);
+        pt_route_registry_destroy(rt->routes);
+    }
     for (int i = 0; i < rt->nworkers; i++)
         if (rt->workers[i]) worker_destroy(rt->workers[i]);
     if (rt->admin) pt_admin_destroy(rt->admin);

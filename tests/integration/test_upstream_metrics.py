@@ -320,3 +320,51 @@ server {
         assert r and float(r[0]["value"][1]) > 20, r
     finally:
         prom.stop()
+
+
+ROUTES_CONF = """
+server {
+    listen <<listen>>;
+    server_name routes.test;
+    keepalive_timeout 300ms;
+    location /api/ {
+        proxy_pass http://%(o0)s;
+    }
+    location = /ping {
+        return 204;
+    }
+}
+"""
+
+
+def test_route_and_connection_metrics(portico, ctl_origins):
+    """Requests by route and status class; connections idle and closed by reason."""
+    (o0,) = ctl_origins(1)
+    p = portico(ROUTES_CONF % {"o0": o0.addr})
+    adm = Admin(p)
+    with httpx.Client(base_url=p.url, headers={"Host": "routes.test"}) as c:
+        for _ in range(3):
+            assert c.get("/api/x").status_code == 200
+        assert c.get("/ping").status_code == 204
+        m = Metrics(adm.metrics())
+        assert m.value("portico_connections_idle") >= 1  # this client, between requests
+    with httpx.Client(base_url=p.url, headers={"Host": "routes.test", "Connection": "close"}) as c:
+        assert c.get("/nowhere").status_code == 404  # the implicit "location /"
+
+    def closed(reason):
+        return Metrics(adm.metrics()).value("portico_connections_closed_total", reason=reason)
+
+    # An idle keep-alive connection left open times out on the server side.
+    with httpx.Client(base_url=p.url, headers={"Host": "routes.test"}) as c:
+        assert c.get("/ping").status_code == 204
+        wait_for(lambda: closed("idle_timeout") >= 1, timeout=10)
+
+    m = Metrics(adm.metrics())
+    assert m.types["portico_route_requests_total"] == "counter"
+    assert m.value("portico_route_requests_total", route="routes.test /api/", **{"class": "2xx"}) == 3
+    assert m.value("portico_route_requests_total", route="routes.test = /ping", **{"class": "2xx"}) == 2
+    assert m.value("portico_route_requests_total", route="routes.test /", **{"class": "4xx"}) == 1
+    assert m.value("portico_route_requests_total", route="routes.test /api/", **{"class": "5xx"}) == 0
+    assert m.value("portico_connections_closed_total", reason="done") >= 1  # Connection: close
+    assert m.value("portico_connections_closed_total", reason="client") >= 1
+    assert m.value("portico_connections_closed_total", reason="error") == 0
