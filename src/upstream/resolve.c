@@ -181,7 +181,7 @@ static void on_answer(void *arg, int status, const pt_addr_t *addrs, size_t n, u
         return;
     }
     pt_addr_t set[MAX_ANSWER];
-    n = pt_min(n, pt_countof(set));
+    if (n > MAX_ANSWER) n = MAX_ANSWER; /* cannot happen: A + AAAA at most */
     memcpy(set, addrs, n * sizeof(*set));
     for (size_t i = 0; i < n; i++) addr_set_port(&set[i], j->port);
     qsort(set, n, sizeof(*set), addr_cmp);

@@ -796,7 +796,7 @@ static void test_resolve_end_to_end(void **state)
     responder_t rs;
     responder_start(loop, &rs, R_ANSWER);
     rs.aaaa_ip = "2001:db8::7";
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     assert_non_null(r);
     result_t res = {.loop = loop, .expect = 1};
     pt_dns_query_t *q;
@@ -852,7 +852,7 @@ static void test_resolve_nxdomain(void **state)
     pt_loop_t *loop = pt_loop_create();
     responder_t rs;
     responder_start(loop, &rs, R_NXDOMAIN);
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     result_t res = {.loop = loop, .expect = 1};
     assert_int_equal(pt_dns_resolve(r, "gone.test", on_result, &res, NULL), 0);
     run(loop);
@@ -896,7 +896,10 @@ static void test_resolve_failover(void **state)
     responder_start(loop, &failing, R_SERVFAIL);
     responder_start(loop, &good, R_ANSWER);
     pt_addr_t servers[4] = {failing.addr, closed_port(), silent.addr, good.addr};
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, servers, 4, 4000);
+    /* 1.5 s attempts: the responders share the loop, so a machine that
+     * stalls the loop for an attempt's time would turn answers into
+     * timeouts. */
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, servers, 4, 12000);
     result_t res = {.loop = loop, .expect = 1};
     assert_int_equal(pt_dns_resolve(r, "app.test", on_result, &res, NULL), 0);
     run(loop);
@@ -909,7 +912,7 @@ static void test_resolve_failover(void **state)
 
     /* Truncated answers from everyone: the error says so. */
     failing.how = R_TRUNC;
-    r = pt_dns_resolver_create(loop, &failing.addr, 1, 2000);
+    r = pt_dns_resolver_create(loop, &failing.addr, 1, 4000);
     res = (result_t){.loop = loop, .expect = 1};
     assert_int_equal(pt_dns_resolve(r, "app.test", on_result, &res, NULL), 0);
     run(loop);
@@ -940,7 +943,7 @@ static void test_resolve_ignores_spoofs(void **state)
     pt_loop_t *loop = pt_loop_create();
     responder_t rs;
     responder_start(loop, &rs, R_SPOOF);
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     result_t res = {.loop = loop, .expect = 1};
     assert_int_equal(pt_dns_resolve(r, "app.test", on_result, &res, NULL), 0);
     run(loop);
@@ -959,7 +962,7 @@ static void test_resolve_literals(void **state)
     pt_loop_t *loop = pt_loop_create();
     responder_t rs;
     responder_start(loop, &rs, R_ANSWER);
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     result_t a = {.loop = loop, .expect = 1}, b = a, c = a;
     assert_int_equal(pt_dns_resolve(r, "192.0.2.1", on_result, &a, NULL), 0);
     assert_int_equal(pt_dns_resolve(r, "[2001:db8::1]", on_result, &b, NULL), 0);
@@ -991,7 +994,7 @@ static void test_resolve_cancel_and_destroy(void **state)
     pt_loop_t *loop = pt_loop_create();
     responder_t rs;
     responder_start(loop, &rs, R_ANSWER);
-    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    pt_dns_resolver_t *r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     result_t cancelled = {.loop = loop, .expect = 1}, kept = cancelled;
     pt_dns_query_t *q1, *q2;
     assert_int_equal(pt_dns_resolve(r, "one.test", on_result, &cancelled, &q1), 0);
@@ -1011,7 +1014,7 @@ static void test_resolve_cancel_and_destroy(void **state)
     assert_int_equal(never.calls, 0);
 
     /* Destroyed with queries in flight. */
-    r = pt_dns_resolver_create(loop, &rs.addr, 1, 2000);
+    r = pt_dns_resolver_create(loop, &rs.addr, 1, 4000);
     rs.how = R_SILENT;
     int before = rs.queries;
     assert_int_equal(pt_dns_resolve(r, "four.test", on_result, &never, NULL), 0);
