@@ -246,19 +246,7 @@ static unsigned status_flag(int st)
     }
 }
 
-/* Retries in flight stay under the group's budget (Envoy's rule). */
-static bool budget_allows(fwd_t *f)
-{
-    const ups_group_t *g = f->g;
-    if (g->retry_budget_pct < 0) return true;
-    int active = atomic_load_explicit(&f->gs->active, memory_order_relaxed);
-    int retries = atomic_load_explicit(&f->gs->active_retries, memory_order_relaxed);
-    int cap = active * g->retry_budget_pct / 100;
-    if (cap < g->retry_min_concurrency) cap = g->retry_min_concurrency;
-    if (retries < cap) return true;
-    atomic_fetch_add_explicit(&f->gs->budget_exhausted, 1, memory_order_relaxed);
-    return false;
-}
+static bool budget_allows(fwd_t *f) { return ups_retry_budget_allows(f->gs, f->g); }
 
 /* A connection from the pool that the origin had closed: the one failure
  * that is not the origin's fault; tried again once on a fresh connection. */

@@ -1,6 +1,6 @@
 /*
  * Peer availability, slow start, passive health checks (outlier
- * detection) and the peak-EWMA latency estimate.
+ * detection), the peak-EWMA latency estimate and the retry budget.
  *
  * Everything here runs on any thread without locks: peer fields are
  * atomics read and written with relaxed ordering. The two places where
@@ -283,4 +283,18 @@ double ups_ewma_get(const ups_peer_t *p, int64_t now_us)
     double cost = bits_to_double(atomic_load_explicit(&p->ewma_ns, RELAXED));
     if (cost <= 0) return 0;
     return cost * decay(p, now_us);
+}
+
+/* ---- retry budget ---- */
+
+bool ups_retry_budget_allows(ups_gstate_t *gs, const ups_group_t *g)
+{
+    if (g->retry_budget_pct < 0) return true;
+    int active = atomic_load_explicit(&gs->active, memory_order_relaxed);
+    int retries = atomic_load_explicit(&gs->active_retries, memory_order_relaxed);
+    int cap = active * g->retry_budget_pct / 100;
+    if (cap < g->retry_min_concurrency) cap = g->retry_min_concurrency;
+    if (retries < cap) return true;
+    atomic_fetch_add_explicit(&gs->budget_exhausted, 1, memory_order_relaxed);
+    return false;
 }

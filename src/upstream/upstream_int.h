@@ -282,6 +282,9 @@ double ups_ewma_get(const ups_peer_t *p, int64_t now_us);
 /* Control thread, about once a second: ends due ejections of gs's members
  * (up_since = end of ejection) and recounts gs->ejected. */
 void ups_outlier_tick(ups_gstate_t *gs, int64_t now_ms);
+/* Envoy's retry budget: one more retry while retries in flight stay below
+ * max(min_concurrency, pct% of requests in flight); counts refusals. */
+bool ups_retry_budget_allows(ups_gstate_t *gs, const ups_group_t *g);
 
 /* health.c: active checks on the control loop */
 ups_health_t *ups_health_create(ups_rt_t *rt);
@@ -296,6 +299,12 @@ void ups_resolve_destroy(ups_resolve_t *rs);
 
 /* admin_api.c: /upstreams endpoints */
 int ups_admin_register(ups_rt_t *rt);
+/* One request for /upstreams[/...] as the registered endpoints answer it
+ * (other paths 404); 0 or a negative errno (500). For the fuzz target. */
+struct pt_admin_request;
+struct pt_admin_response;
+int ups_admin_handle(ups_rt_t *rt, const struct pt_admin_request *req,
+                     struct pt_admin_response *resp);
 
 /* stats.c: Prometheus families per group and server (a metrics collector) */
 void ups_metrics_collect(pt_sbuf_t *out, void *arg);

@@ -858,6 +858,41 @@ static void test_failure_ratio(void **state)
     fx_free(f);
 }
 
+/* Retry budget: max(min_concurrency, pct% of in flight), refusals counted. */
+static void test_retry_budget(void **state)
+{
+    (void)state;
+    ups_group_t g = {0};
+    ups_gstate_t gs = {0};
+    g.retry_budget_pct = 20;
+    g.retry_min_concurrency = 3;
+    /* Few requests: the minimum concurrency rules. */
+    atomic_store(&gs.active, 5);
+    atomic_store(&gs.active_retries, 2);
+    assert_true(ups_retry_budget_allows(&gs, &g));
+    atomic_store(&gs.active_retries, 3);
+    assert_false(ups_retry_budget_allows(&gs, &g));
+    assert_int_equal(atomic_load(&gs.budget_exhausted), 1);
+    /* Many requests: 20% of 100 in flight = 20 retries. */
+    atomic_store(&gs.active, 100);
+    atomic_store(&gs.active_retries, 19);
+    assert_true(ups_retry_budget_allows(&gs, &g));
+    atomic_store(&gs.active_retries, 20);
+    assert_false(ups_retry_budget_allows(&gs, &g));
+    assert_int_equal(atomic_load(&gs.budget_exhausted), 2);
+    /* Off: always allowed, nothing counted. */
+    g.retry_budget_pct = -1;
+    atomic_store(&gs.active_retries, 1000);
+    assert_true(ups_retry_budget_allows(&gs, &g));
+    assert_int_equal(atomic_load(&gs.budget_exhausted), 2);
+    /* Zero minimum: no retry while nothing is in flight. */
+    g.retry_budget_pct = 20;
+    g.retry_min_concurrency = 0;
+    atomic_store(&gs.active, 4);
+    atomic_store(&gs.active_retries, 0);
+    assert_false(ups_retry_budget_allows(&gs, &g));
+}
+
 int main(void)
 {
     (void)pt_log_open(NULL, PT_LOG_CRIT); /* ejection warnings are expected */
@@ -890,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_ejection_backoff),
         cmocka_unit_test(test_ejection_then_slow_start),
         cmocka_unit_test(test_failure_ratio),
+        cmocka_unit_test(test_retry_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
