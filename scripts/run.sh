@@ -48,6 +48,7 @@ admin=$(printf '%s\n' "$conf_text" | grep -oE '(^|[;[:space:]])admin_listen[[:sp
 if [ -n "$admin" ] && [ "$admin" != off ]; then
   case "$admin" in *:*) ;; *) admin="127.0.0.1:$admin" ;; esac
   echo "  admin:       http://$admin/status"
+  echo "  upstreams:   http://$admin/upstreams"
   echo "  metrics:     http://$admin/metrics"
 fi
 echo "  stop with Ctrl-C; reload the config with SIGHUP (see the pid file)"

@@ -106,6 +106,8 @@ if [ -x "$BIN" ]; then
   smoke "/about.html is served" body_has http://localhost:8080/about.html "About this demo"
   smoke "admin /status reports config_generation" body_has http://127.0.0.1:9901/status '"config_generation"'
   smoke "admin /metrics has portico_requests_total" body_has http://127.0.0.1:9901/metrics "portico_requests_total"
+  smoke "admin /upstreams shows demo_site up" body_has http://127.0.0.1:9901/upstreams '"state":"up"'
+  smoke "admin /metrics has the demo_site server" body_has http://127.0.0.1:9901/metrics 'portico_upstream_server_up{upstream="demo_site"'
   stop_ok() {
     kill -TERM "$pid" 2>/dev/null || { echo "not running"; return 1; }
     for _ in $(seq 1 150); do
