@@ -75,8 +75,8 @@ http {{
     access_log off;
     log_format counts '$msec $status $request_time';
     sendfile on;
-    open_file_cache max=16 inactive=600s;
-    open_file_cache_valid 600s;
+    # No open_file_cache: it would also cache the `-f slow` test, and the
+    # origin would stay slow after the flag file is removed.
     default_type application/octet-stream;
     keepalive_timeout {t}s;
     keepalive_requests 1000000000;

@@ -77,9 +77,14 @@ def markdown(result):
                  f"kernel {m.get('kernel')} · {m.get('cpu_model', '')}")
     vers = m.get("versions", {})
     lines.append("Proxies: " + ", ".join(f"{k} `{v}`" for k, v in vers.items()))
-    lines.append(f"wrk {cfg.get('duration_s')} s per run, {cfg.get('rounds')} "
-                 f"round(s), medians; proxy on CPU {cfg.get('proxy_cpu')}, "
-                 f"wrk and origin on CPU {cfg.get('client_cpu')}.")
+    if "load" in cfg.get("phases", ["load"]):
+        lines.append(f"wrk {cfg.get('duration_s')} s per run, {cfg.get('rounds')} "
+                     f"round(s), medians; proxy on CPU {cfg.get('proxy_cpu')}, "
+                     f"wrk and origin on CPU {cfg.get('client_cpu')}.")
+    else:
+        lines.append(f"Proxy on CPU {cfg.get('proxy_cpu')}, load generator and origins "
+                     f"on CPU {cfg.get('client_cpu')}; machine stall fraction "
+                     f"{m.get('stall_fraction')}, load average {m.get('loadavg')}.")
     lines.append("")
     load = result.get("load", {})
     proxies = [p for p in result.get("proxies", []) if p in load]
@@ -395,10 +400,18 @@ def upstream_markdown(result):
     return lines
 
 
-def _short(label):
-    return (label.replace("Portico ", "Portico\n").replace(" least", "\nleast")
-            .replace("HAProxy ", "HAProxy\n").replace(", ", ",\n")
-            .replace("no proxy ", "no proxy\n"))
+SHORT_LABELS = {
+    "direct": "no proxy", "portico-p2c": "Portico\np2c_ewma",
+    "portico-rr": "Portico\nround_robin", "nginx-leastconn": "nginx\nleast_conn",
+    "haproxy-leastconn": "HAProxy\nleastconn", "portico-retryoff": "Portico\nretries off",
+    "portico-retryon": "Portico\nretries on",
+    "portico-retryon-noeject": "Portico\nretries on,\nno ejection",
+    "nginx-retry": "nginx\nnext_upstream\nhttp_503", "haproxy-retry": "HAProxy\nretry-on 503",
+}
+
+
+def _short(kind):
+    return SHORT_LABELS.get(kind, kind)
 
 
 def _slow_percentile_panel(ax, result):
@@ -434,22 +447,29 @@ def _slow_percentile_panel(ax, result):
         ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
 
 
-def _slow_series_panel(ax, result):
+def _slowed_panel(ax, result):
+    """Requests each proxy sent to the slow origin while it was slow (from the
+    origin's log: the machine's latency noise does not touch this count)."""
     up = result.get("config", {}).get("upstream", {})
-    slow = {k: r for k, r in result.get("slow_origin", {}).items() if r.get("series")}
-    if up.get("slow_from_s") is not None:
-        ax.axvspan(up["slow_from_s"], up["slow_to_s"], color="#eeeeee", zorder=0)
-    for k, r in slow.items():
-        xs = [row[0] + 0.5 for row in r["series"]]
-        ys = [row[3] / 1000 for row in r["series"]]
-        ax.plot(xs, ys, label=r.get("label", k), color=VARIANT_COLORS.get(k, "#999999"),
-                linewidth=1.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("s (grey: origin slow)", fontsize=8)
-    ax.set_ylabel("p99 per second, ms (log)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.set_title("Slow origin: p99 over time", fontsize=10)
-    if not slow:
+    slow = {k: r for k, r in result.get("slow_origin", {}).items()
+            if "slowed_requests" in r and "requests" in r and k != "direct"}
+    kinds = list(slow)
+    window_req = (up.get("slow_to_s", 0) - up.get("slow_from_s", 0)) * up.get("rate", 0)
+    ys = [slow[k]["slowed_requests"] for k in kinds]
+    bars = ax.bar(range(len(kinds)), ys, 0.6,
+                  color=[VARIANT_COLORS.get(k, "#999999") for k in kinds])
+    for b, y in zip(bars, ys):
+        share = f"\n{y / window_req:.1%}" if window_req else ""
+        ax.annotate(f"{y:,}{share}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.set_xticks(range(len(kinds)))
+    ax.set_xticklabels([_short(k) for k in kinds], fontsize=7)
+    ax.set_ylabel("requests (% of the window's)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Slow origin: requests sent to it while slow", fontsize=10)
+    ax.margins(y=0.25)
+    if not kinds:
         ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
 
 
@@ -468,7 +488,7 @@ def _fail_panel(ax, result):
                     textcoords="offset points")
     ax.axhline(1.2, color="#555555", linestyle="--", linewidth=0.8)
     ax.set_xticks(range(len(kinds)))
-    ax.set_xticklabels([_short(fail[k].get("label", k)) for k in kinds], fontsize=6)
+    ax.set_xticklabels([_short(k) for k in kinds], fontsize=7)
     ax.set_ylim(0, max(ys + [1.3]) * 1.25)
     ax.set_ylabel("upstream req ÷ client req", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
@@ -503,6 +523,6 @@ def _overhead_panel(ax, result):
 def upstream_panels(axes, result):
     """The chart row of the upstream scenarios (4 axes)."""
     _slow_percentile_panel(axes[0], result)
-    _slow_series_panel(axes[1], result)
+    _slowed_panel(axes[1], result)
     _fail_panel(axes[2], result)
     _overhead_panel(axes[3], result)

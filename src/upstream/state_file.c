@@ -329,8 +329,8 @@ static int load_text(ups_rt_t *rt, const char *path, const char *text, size_t le
  */
 int ups_state_load(ups_rt_t *rt, const char *path)
 {
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int rc = read_file(path, &text, &len);
     if (rc == -ENOENT) {
         pt_log_info("upstream: no state file %s yet", path);
