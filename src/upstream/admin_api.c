@@ -211,9 +211,9 @@ static bool is_get(const pt_admin_request_t *req)
 }
 
 /* GET /upstreams */
-static int list_handler(const pt_admin_request_t *req, pt_admin_response_t *resp, void *arg)
+static int list_handler(const ups_rt_t *rt, const pt_admin_request_t *req,
+                        pt_admin_response_t *resp)
 {
-    const ups_rt_t *rt = arg;
     if (!is_get(req)) return reply_error(resp, 405, "%s is not allowed here: use GET", req->method);
     render_clock_t clk = clock_now();
     pt_sbuf_t b = {0};
@@ -343,7 +343,7 @@ static int route_item(ups_rt_t *rt, const pt_admin_request_t *req, pt_admin_resp
 }
 
 /* Everything under /upstreams/ */
-static int item_handler(const pt_admin_request_t *req, pt_admin_response_t *resp, void *arg)
+static int item_handler(ups_rt_t *rt, const pt_admin_request_t *req, pt_admin_response_t *resp)
 {
     char *rest = strdup(req->path + strlen(ITEM_PREFIX));
     if (rest == NULL) return -ENOMEM;
@@ -355,9 +355,28 @@ static int item_handler(const pt_admin_request_t *req, pt_admin_response_t *resp
     else if (n == 0)
         rc = reply_error(resp, 404, "no such endpoint: %s", req->path);
     else
-        rc = route_item(arg, req, resp, seg, n);
+        rc = route_item(rt, req, resp, seg, n);
     free(rest);
     return rc;
+}
+
+/*
+ * Answers one request for /upstreams or anything under /upstreams/ (any
+ * other path is 404), exactly as the registered endpoints do; the fuzz
+ * target calls it without a socket. Control thread. Returns 0 (resp
+ * filled, its body malloc'd for the caller) or a negative errno (500).
+ */
+int ups_admin_handle(ups_rt_t *rt, const pt_admin_request_t *req, pt_admin_response_t *resp)
+{
+    if (strcmp(req->path, LIST_PATH) == 0) return list_handler(rt, req, resp);
+    if (strncmp(req->path, ITEM_PREFIX, strlen(ITEM_PREFIX)) == 0)
+        return item_handler(rt, req, resp);
+    return reply_error(resp, 404, "no such endpoint: %s", req->path);
+}
+
+static int admin_handler(const pt_admin_request_t *req, pt_admin_response_t *resp, void *arg)
+{
+    return ups_admin_handle(arg, req, resp);
 }
 
 /*
@@ -369,7 +388,7 @@ int ups_admin_register(ups_rt_t *rt)
 {
     pt_admin_t *admin = rt->ctl != NULL ? rt->ctl->admin : NULL;
     if (admin == NULL) return 0;
-    int rc = pt_admin_register(admin, LIST_PATH, list_handler, rt);
+    int rc = pt_admin_register(admin, LIST_PATH, admin_handler, rt);
     if (rc < 0) return rc;
-    return pt_admin_register_prefix(admin, ITEM_PREFIX, item_handler, rt);
+    return pt_admin_register_prefix(admin, ITEM_PREFIX, admin_handler, rt);
 }

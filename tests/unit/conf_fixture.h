@@ -9,13 +9,13 @@
 #ifndef PT_TEST_CONF_FIXTURE_H
 #define PT_TEST_CONF_FIXTURE_H
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "proxy/proxy_int.h"
+#include "test_util.h"
 #include "upstream/upstream.h"
 
 #ifndef CONF_FIXTURE_TAG
@@ -25,14 +25,6 @@
 /* Set once by the group setup, read-only afterwards. */
 static char tmpdir[64];
 static char conf_file[128];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int group_setup(void **state)
 {
@@ -47,7 +39,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(tmpdir);
 }
 
 static void write_file(const char *path, const char *text)
@@ -128,6 +120,25 @@ static void expect_err_at(const char *text, const char *where, bool prefix, pt_c
     if (prefix && strlen(got) > strlen(want)) got[strlen(want)] = '\0';
     _assert_string_equal(got, want, file, line);
     if (full) *full = err;
+}
+
+/* One config that must fail to load, and where ("line:col: message"). */
+typedef struct conf_err_case {
+    const char *text;
+    const char *where;
+} conf_err_case_t;
+
+/*
+ * EXPECT_ERR for every case of a static table, in order. A failure names
+ * the expected and the actual message, which tells the case apart.
+ */
+#define EXPECT_ERRS(cases) expect_errs_at((cases), pt_countof(cases), __FILE__, __LINE__)
+
+static inline void expect_errs_at(const conf_err_case_t *cases, size_t n, const char *file,
+                                  int line)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_err_at(cases[i].text, cases[i].where, false, NULL, file, line);
 }
 
 /* The caret line (third line) of a formatted error. */

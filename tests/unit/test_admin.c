@@ -5,10 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +15,13 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin_fixture.h"
+#include "test_util.h"
 
 #define BIG_BODY (4u * 1024 * 1024)
 
 typedef struct fixture {
-    pt_loop_t *loop;
-    pt_admin_t *admin;
-    pthread_t thread;
-    uint16_t port;
+    admin_server_t srv;
     pt_metric_id_t counter;
 } fixture_t;
 
@@ -105,30 +101,6 @@ static int big_handler(const pt_admin_request_t *req, pt_admin_response_t *resp,
     return 0;
 }
 
-/* A port that was free a moment ago: bind to 0, read it, close. */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    socklen_t len = sizeof(sin);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-static void *run_loop(void *arg)
-{
-    pt_loop_run(arg);
-    return NULL;
-}
-
-static void stop_task(void *arg)
-{
-    pt_loop_stop(arg);
-}
-
 static int setup_with_token(void **state, const char *token)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -139,8 +111,7 @@ static int setup_with_token(void **state, const char *token)
     pt_metrics_thread_attach(0);
     pt_metric_add(f->counter, 42);
 
-    f->loop = pt_loop_create();
-    assert_non_null(f->loop);
+    admin_server_init(&f->srv);
     /* The token is copied: scribbling on ours afterwards must not matter. */
     char token_copy[64] = "";
     if (token != NULL) snprintf(token_copy, sizeof(token_copy), "%s", token);
@@ -151,32 +122,28 @@ static int setup_with_token(void **state, const char *token)
         .arg = &gen_value,
         .token = token != NULL ? token_copy : NULL,
     };
-    f->admin = pt_admin_create(&st);
-    assert_non_null(f->admin);
+    pt_admin_t *a = f->srv.admin = pt_admin_create(&st);
+    assert_non_null(a);
     memset(token_copy, 'x', sizeof(token_copy) - 1);
-    assert_int_equal(pt_admin_register(f->admin, "/echo", echo_handler, NULL), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/fail", fail_handler, NULL), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/big", big_handler, NULL), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/body", body_handler, NULL), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/json-error", json_error_handler, NULL), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/status", echo_handler, NULL), -EEXIST);
-    assert_int_equal(pt_admin_register(f->admin, "/echo", echo_handler, NULL), -EEXIST);
+    assert_int_equal(pt_admin_register(a, "/echo", echo_handler, NULL), 0);
+    assert_int_equal(pt_admin_register(a, "/fail", fail_handler, NULL), 0);
+    assert_int_equal(pt_admin_register(a, "/big", big_handler, NULL), 0);
+    assert_int_equal(pt_admin_register(a, "/body", body_handler, NULL), 0);
+    assert_int_equal(pt_admin_register(a, "/json-error", json_error_handler, NULL), 0);
+    assert_int_equal(pt_admin_register(a, "/status", echo_handler, NULL), -EEXIST);
+    assert_int_equal(pt_admin_register(a, "/echo", echo_handler, NULL), -EEXIST);
 
     /* Prefixes: the longest wins, exact paths win over any prefix. */
-    assert_int_equal(pt_admin_register_prefix(f->admin, "/p/q/", tag_handler, "long"), 0);
-    assert_int_equal(pt_admin_register_prefix(f->admin, "/p/", tag_handler, "short"), 0);
-    assert_int_equal(pt_admin_register_prefix(f->admin, "/p/q/r/", tag_handler, "longest"), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/p/exact", tag_handler, "exact"), 0);
-    assert_int_equal(pt_admin_register(f->admin, "/p/q/", tag_handler, "exact-slash"), 0);
-    assert_int_equal(pt_admin_register_prefix(f->admin, "/p/", tag_handler, "again"), -EEXIST);
-    assert_int_equal(pt_admin_register_prefix(f->admin, "/p", tag_handler, "no-slash"), -EINVAL);
-    assert_int_equal(pt_admin_register_prefix(f->admin, "p/", tag_handler, "relative"), -EINVAL);
+    assert_int_equal(pt_admin_register_prefix(a, "/p/q/", tag_handler, "long"), 0);
+    assert_int_equal(pt_admin_register_prefix(a, "/p/", tag_handler, "short"), 0);
+    assert_int_equal(pt_admin_register_prefix(a, "/p/q/r/", tag_handler, "longest"), 0);
+    assert_int_equal(pt_admin_register(a, "/p/exact", tag_handler, "exact"), 0);
+    assert_int_equal(pt_admin_register(a, "/p/q/", tag_handler, "exact-slash"), 0);
+    assert_int_equal(pt_admin_register_prefix(a, "/p/", tag_handler, "again"), -EEXIST);
+    assert_int_equal(pt_admin_register_prefix(a, "/p", tag_handler, "no-slash"), -EINVAL);
+    assert_int_equal(pt_admin_register_prefix(a, "p/", tag_handler, "relative"), -EINVAL);
 
-    char addr[32];
-    f->port = free_port();
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", f->port);
-    assert_int_equal(pt_admin_start(f->admin, f->loop, addr), 0);
-    assert_int_equal(pthread_create(&f->thread, NULL, run_loop, f->loop), 0);
+    admin_server_start(&f->srv);
     *state = f;
     return 0;
 }
@@ -196,81 +163,13 @@ static int setup_token(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(pt_loop_post(f->loop, stop_task, f->loop), 0);
-    assert_int_equal(pthread_join(f->thread, NULL), 0);
-    pt_admin_destroy(f->admin);
-    pt_loop_destroy(f->loop);
+    admin_server_stop(&f->srv);
     free(f);
     return 0;
 }
 
-static int connect_admin(const fixture_t *f)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons(f->port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    return fd;
-}
-
-static void send_all(int fd, const char *s, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        s += n;
-        len -= (size_t)n;
-    }
-}
-
-typedef struct reply {
-    char *raw; /* malloc'd, NUL-terminated */
-    size_t len;
-    int status;
-    const char *body;
-    size_t body_len;
-} reply_t;
-
-/* Reads until EOF: the server must close after one response. */
-static void read_reply(int fd, reply_t *r)
-{
-    size_t cap = 1 << 16;
-    r->raw = malloc(cap + 1);
-    r->len = 0;
-    assert_non_null(r->raw);
-    for (;;) {
-        if (r->len == cap) {
-            cap *= 2;
-            r->raw = realloc(r->raw, cap + 1);
-            assert_non_null(r->raw);
-        }
-        ssize_t n = read(fd, r->raw + r->len, cap - r->len);
-        assert_true(n >= 0); /* a timeout here means the server did not close */
-        if (n == 0) break;
-        r->len += (size_t)n;
-    }
-    r->raw[r->len] = '\0';
-    assert_int_equal(sscanf(r->raw, "HTTP/1.1 %d ", &r->status), 1);
-    char *end = strstr(r->raw, "\r\n\r\n");
-    assert_non_null(end);
-    r->body = end + 4;
-    r->body_len = r->len - (size_t)(r->body - r->raw);
-}
-
-static void request(const fixture_t *f, const char *req, reply_t *r)
-{
-    int fd = connect_admin(f);
-    send_all(fd, req, strlen(req));
-    read_reply(fd, r);
-    close(fd);
-}
-
 /* True if the head (before the blank line) holds the exact header line. */
-static bool has_header(const reply_t *r, const char *line)
+static bool has_header(const admin_reply_t *r, const char *line)
 {
     size_t head_len = (size_t)(r->body - r->raw);
     size_t n = strlen(line);
@@ -281,7 +180,7 @@ static bool has_header(const reply_t *r, const char *line)
     return false;
 }
 
-static void check_length(const reply_t *r)
+static void check_length(const admin_reply_t *r)
 {
     char want[64];
     snprintf(want, sizeof(want), "Content-Length: %zu", r->body_len);
@@ -289,24 +188,44 @@ static void check_length(const reply_t *r)
     assert_true(has_header(r, "Connection: close"));
 }
 
+/* Sends req and expects that status, a matching Content-Length, that body
+ * and, unless it is NULL, that header line. */
+static void expect_reply(const fixture_t *f, const char *req, int status, const char *header,
+                         const char *body)
+{
+    admin_reply_t r;
+    request(&f->srv, req, &r);
+    assert_int_equal(r.status, status);
+    if (header != NULL) assert_true(has_header(&r, header));
+    check_length(&r);
+    assert_string_equal(r.body, body);
+    free(r.raw);
+}
+
+/* Sends req and expects that status (the reply is shown when it differs). */
+static void expect_status(const fixture_t *f, const char *req, int status)
+{
+    admin_reply_t r;
+    request(&f->srv, req, &r);
+    if (r.status != status) fprintf(stderr, "request:\n%s\nreply:\n%s\n", req, r.raw);
+    assert_int_equal(r.status, status);
+    free(r.raw);
+}
+
 static void test_status(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    assert_true(has_header(&r, "Content-Type: application/json"));
-    check_length(&r);
     char want[256];
     snprintf(want, sizeof(want),
              "{\"version\":\"0.1.0\",\"uptime_seconds\":3,\"workers\":4,"
              "\"config_generation\":7,\"pid\":%ld}\n",
              (long)getpid());
-    assert_string_equal(r.body, want);
-    free(r.raw);
+    expect_reply(f, "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n", 200,
+                 "Content-Type: application/json", want);
 
     /* The query is not part of the path; HTTP/1.0 works too. */
-    request(f, "GET /status?pretty=1 HTTP/1.0\r\n\r\n", &r);
+    admin_reply_t r;
+    request(&f->srv, "GET /status?pretty=1 HTTP/1.0\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"workers\":4,"));
     free(r.raw);
@@ -315,18 +234,15 @@ static void test_status(void **state)
 static void test_metrics(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    assert_true(has_header(&r, "Content-Type: text/plain; version=0.0.4; charset=utf-8"));
-    check_length(&r);
-    assert_string_equal(r.body, "# HELP test_admin_requests_total Requests.\n"
-                                "# TYPE test_admin_requests_total counter\n"
-                                "test_admin_requests_total 42\n");
-    free(r.raw);
+    expect_reply(f, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 200,
+                 "Content-Type: text/plain; version=0.0.4; charset=utf-8",
+                 "# HELP test_admin_requests_total Requests.\n"
+                 "# TYPE test_admin_requests_total counter\n"
+                 "test_admin_requests_total 42\n");
 
     pt_metric_inc(f->counter);
-    request(f, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    admin_reply_t r;
+    request(&f->srv, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", &r);
     assert_non_null(strstr(r.body, "\ntest_admin_requests_total 43\n"));
     free(r.raw);
 }
@@ -334,7 +250,6 @@ static void test_metrics(void **state)
 static void test_not_found(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
     static const char *const reqs[] = {
         "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /status/ HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -345,54 +260,36 @@ static void test_not_found(void **state)
         "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
     };
-    for (size_t i = 0; i < pt_countof(reqs); i++) {
-        request(f, reqs[i], &r);
-        assert_int_equal(r.status, 404);
-        check_length(&r);
-        assert_string_equal(r.body, "404 Not Found\n");
-        free(r.raw);
-    }
+    for (size_t i = 0; i < pt_countof(reqs); i++)
+        expect_reply(f, reqs[i], 404, NULL, "404 Not Found\n");
 }
 
 static void test_method_not_allowed(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", &r);
-    assert_int_equal(r.status, 405);
-    assert_true(has_header(&r, "Allow: GET"));
-    check_length(&r);
-    assert_string_equal(r.body, "405 Method Not Allowed\n");
-    free(r.raw);
-    request(f, "HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 405);
-    free(r.raw);
-    request(f, "DELETE /metrics HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 405);
-    free(r.raw);
+    expect_reply(f, "POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 405,
+                 "Allow: GET", "405 Method Not Allowed\n");
+    expect_status(f, "HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 405);
+    expect_status(f, "DELETE /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 405);
 }
 
 static void test_registered(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "PUT /echo?a=1&b=2 HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 202);
-    assert_true(has_header(&r, "Content-Type: text/x-echo"));
-    check_length(&r);
-    assert_string_equal(r.body, "PUT|/echo|a=1&b=2");
-    free(r.raw);
+    expect_reply(f, "PUT /echo?a=1&b=2 HTTP/1.1\r\nHost: a\r\n\r\n", 202,
+                 "Content-Type: text/x-echo", "PUT|/echo|a=1&b=2");
 
-    request(f, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    admin_reply_t r;
+    request(&f->srv, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n", &r);
     assert_string_equal(r.body, "GET|/echo|");
     free(r.raw);
 
     /* Absolute-form targets reach the same endpoint. */
-    request(f, "GET http://a/echo?x HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    request(&f->srv, "GET http://a/echo?x HTTP/1.1\r\nHost: a\r\n\r\n", &r);
     assert_string_equal(r.body, "GET|/echo|x");
     free(r.raw);
 
-    request(f, "GET /fail HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    request(&f->srv, "GET /fail HTTP/1.1\r\nHost: a\r\n\r\n", &r);
     assert_int_equal(r.status, 500);
     assert_string_equal(r.body, "500 Internal Server Error\n");
     free(r.raw);
@@ -401,18 +298,14 @@ static void test_registered(void **state)
 static void test_bad_requests(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "GARBAGE\r\n\r\n", &r);
+    admin_reply_t r;
+    request(&f->srv, "GARBAGE\r\n\r\n", &r);
     assert_int_equal(r.status, 400);
     check_length(&r);
     free(r.raw);
     /* HTTP/1.1 without Host. */
-    request(f, "GET /status HTTP/1.1\r\n\r\n", &r);
-    assert_int_equal(r.status, 400);
-    free(r.raw);
-    request(f, "GET /status HTTP/2.0\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 505);
-    free(r.raw);
+    expect_status(f, "GET /status HTTP/1.1\r\n\r\n", 400);
+    expect_status(f, "GET /status HTTP/2.0\r\nHost: a\r\n\r\n", 505);
 }
 
 static void test_head_too_large(void **state)
@@ -424,26 +317,33 @@ static void test_head_too_large(void **state)
     int off = snprintf(req, cap, "GET /status HTTP/1.1\r\nHost: a\r\n");
     while ((size_t)off < n) off += snprintf(req + off, cap - (size_t)off, "X-Pad: %0100d\r\n", 0);
     snprintf(req + off, cap - (size_t)off, "\r\n");
-    reply_t r;
-    request(f, req, &r);
+    admin_reply_t r;
+    request(&f->srv, req, &r);
     assert_int_equal(r.status, 431);
     check_length(&r);
     free(r.raw);
     free(req);
 }
 
-static void test_split_request(void **state)
+/* Sends a request in n parts, 20 ms apart, and reads the answer. */
+static void request_in_parts(const fixture_t *f, const char *const *parts, size_t n,
+                             admin_reply_t *r)
 {
-    fixture_t *f = *state;
-    int fd = connect_admin(f);
-    const char *parts[] = {"GET /sta", "tus HTTP/1.1\r\nHo", "st: a\r\n", "\r\n"};
-    for (size_t i = 0; i < pt_countof(parts); i++) {
+    int fd = admin_connect(&f->srv);
+    for (size_t i = 0; i < n; i++) {
         send_all(fd, parts[i], strlen(parts[i]));
         usleep(20000);
     }
-    reply_t r;
-    read_reply(fd, &r);
+    read_reply(fd, r);
     close(fd);
+}
+
+static void test_split_request(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const parts[] = {"GET /sta", "tus HTTP/1.1\r\nHo", "st: a\r\n", "\r\n"};
+    admin_reply_t r;
+    request_in_parts(f, parts, pt_countof(parts), &r);
     assert_int_equal(r.status, 200);
     free(r.raw);
 }
@@ -451,12 +351,12 @@ static void test_split_request(void **state)
 static void test_big_body_partial_writes(void **state)
 {
     fixture_t *f = *state;
-    int fd = connect_admin(f);
+    int fd = admin_connect(&f->srv);
     const char *req = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n";
     send_all(fd, req, strlen(req));
     /* Let the server fill the socket buffers and hit EAGAIN. */
     usleep(100000);
-    reply_t r;
+    admin_reply_t r;
     read_reply(fd, &r);
     close(fd);
     assert_int_equal(r.status, 200);
@@ -467,23 +367,28 @@ static void test_big_body_partial_writes(void **state)
     free(r.raw);
 }
 
+/* Sends req on a new connection, waits pause_us and goes away: a close,
+ * or a reset (RST) when reset is set. */
+static void send_and_leave(const fixture_t *f, const char *req, bool reset, useconds_t pause_us)
+{
+    int fd = admin_connect(&f->srv);
+    if (reset) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    send_all(fd, req, strlen(req));
+    if (pause_us > 0) usleep(pause_us);
+    close(fd);
+}
+
 static void test_client_gone(void **state)
 {
     fixture_t *f = *state;
     /* Half a head and a close, then a reset: the server must shrug. */
-    int fd = connect_admin(f);
-    send_all(fd, "GET /stat", 9);
-    close(fd);
-    fd = connect_admin(f);
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    send_all(fd, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 30);
-    close(fd);
+    send_and_leave(f, "GET /stat", false, 0);
+    send_and_leave(f, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", true, 0);
     /* Still serving. */
-    reply_t r;
-    request(f, "GET /status HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    free(r.raw);
+    expect_status(f, "GET /status HTTP/1.1\r\nHost: a\r\n\r\n", 200);
 }
 
 static uint64_t mono_ms(void)
@@ -497,7 +402,7 @@ static void test_timeout(void **state)
 {
     fixture_t *f = *state;
     /* A client that never finishes its head is closed after 10 s. */
-    int fd = connect_admin(f);
+    int fd = admin_connect(&f->srv);
     struct timeval tv = {.tv_sec = 15};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     send_all(fd, "GET /status HTTP/1.1\r\n", 23);
@@ -520,7 +425,7 @@ static void test_start_errors(void **state)
     assert_int_equal(pt_admin_start(a, loop, "not-an-address"), -EINVAL);
     assert_int_equal(pt_admin_start(a, loop, "127.0.0.1:0"), -EINVAL);
     char addr[32];
-    snprintf(addr, sizeof(addr), "%u", f->port); /* port only: 127.0.0.1 */
+    snprintf(addr, sizeof(addr), "%u", f->srv.port); /* port only: 127.0.0.1 */
     assert_int_equal(pt_admin_start(a, loop, addr), -EADDRINUSE);
     pt_admin_destroy(a);
     pt_loop_destroy(loop);
@@ -528,33 +433,23 @@ static void test_start_errors(void **state)
 
 /* ---- request bodies ---- */
 
-static void expect_body_reply(const fixture_t *f, const char *req, int status, const char *body)
-{
-    reply_t r;
-    request(f, req, &r);
-    assert_int_equal(r.status, status);
-    check_length(&r);
-    assert_string_equal(r.body, body);
-    free(r.raw);
-}
-
 static void test_body(void **state)
 {
     fixture_t *f = *state;
-    expect_body_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 200,
-                      "POST|5|nul=1|hello");
+    expect_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 200, NULL,
+                 "POST|5|nul=1|hello");
     /* No body: "" and 0, still NUL-terminated. */
-    expect_body_reply(f, "GET /body HTTP/1.1\r\nHost: a\r\n\r\n", 200, "GET|0|nul=1|");
-    expect_body_reply(f, "PUT /body HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 200,
-                      "PUT|0|nul=1|");
+    expect_reply(f, "GET /body HTTP/1.1\r\nHost: a\r\n\r\n", 200, NULL, "GET|0|nul=1|");
+    expect_reply(f, "PUT /body HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 200, NULL,
+                 "PUT|0|nul=1|");
     /* Bytes after the body are not part of it (one request per connection). */
-    expect_body_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcdef", 200,
-                      "POST|3|nul=1|abc");
-    expect_body_reply(f, "POST /body HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 200,
-                      "POST|2|nul=1|{}");
+    expect_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcdef", 200, NULL,
+                 "POST|3|nul=1|abc");
+    expect_reply(f, "POST /body HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 200, NULL,
+                 "POST|2|nul=1|{}");
 
-    reply_t r;
-    request(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok", &r);
+    admin_reply_t r;
+    request(&f->srv, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok", &r);
     assert_true(has_header(&r, "Content-Type: text/x-body"));
     free(r.raw);
 }
@@ -562,16 +457,10 @@ static void test_body(void **state)
 static void test_body_split(void **state)
 {
     fixture_t *f = *state;
-    int fd = connect_admin(f);
-    const char *parts[] = {"POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel", "lo ",
-                           "wor", "ld"};
-    for (size_t i = 0; i < pt_countof(parts); i++) {
-        send_all(fd, parts[i], strlen(parts[i]));
-        usleep(20000);
-    }
-    reply_t r;
-    read_reply(fd, &r);
-    close(fd);
+    static const char *const parts[] = {
+        "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel", "lo ", "wor", "ld"};
+    admin_reply_t r;
+    request_in_parts(f, parts, pt_countof(parts), &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "POST|11|nul=1|hello world");
     free(r.raw);
@@ -598,11 +487,8 @@ static void test_body_limit(void **state)
     const size_t max = 64 * 1024;
     size_t len;
     char *req = body_request(max, &len);
-    int fd = connect_admin(f);
-    send_all(fd, req, len);
-    reply_t r;
-    read_reply(fd, &r);
-    close(fd);
+    admin_reply_t r;
+    request_n(&f->srv, req, len, &r);
     assert_int_equal(r.status, 200);
     const char *prefix = "POST|65536|nul=1|";
     assert_int_equal(r.body_len, strlen(prefix) + max);
@@ -613,10 +499,7 @@ static void test_body_limit(void **state)
 
     /* One byte over: 413, even though the client sends it all. */
     req = body_request(max + 1, &len);
-    fd = connect_admin(f);
-    send_all(fd, req, len);
-    read_reply(fd, &r);
-    close(fd);
+    request_n(&f->srv, req, len, &r);
     assert_int_equal(r.status, 413);
     check_length(&r);
     assert_string_equal(r.body, "413 Content Too Large\n");
@@ -624,27 +507,23 @@ static void test_body_limit(void **state)
     free(req);
 
     /* Announced but never sent: answered at once. */
-    expect_body_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000\r\n\r\n",
-                      413, "413 Content Too Large\n");
+    expect_reply(f, "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000\r\n\r\n",
+                 413, NULL, "413 Content Too Large\n");
 }
 
 static void test_body_framing(void **state)
 {
     fixture_t *f = *state;
-    expect_body_reply(f,
-                      "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "5\r\nhello\r\n0\r\n\r\n",
-                      411, "411 Length Required\n");
-    reply_t r;
-    request(f, "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &r);
-    assert_int_equal(r.status, 501);
-    free(r.raw);
-    request(f,
-            "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-            "Content-Length: 3\r\n\r\nabc",
-            &r);
-    assert_int_equal(r.status, 400);
-    free(r.raw);
+    expect_reply(f,
+                 "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\n0\r\n\r\n",
+                 411, NULL, "411 Length Required\n");
+    expect_status(f, "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                  501);
+    expect_status(f,
+                  "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                  "Content-Length: 3\r\n\r\nabc",
+                  400);
 }
 
 static void read_exact(int fd, char *buf, size_t n)
@@ -661,7 +540,7 @@ static void read_exact(int fd, char *buf, size_t n)
 static void test_expect_continue(void **state)
 {
     fixture_t *f = *state;
-    int fd = connect_admin(f);
+    int fd = admin_connect(&f->srv);
     const char *head = "POST /body HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
                        "Content-Length: 4\r\n\r\n";
     send_all(fd, head, strlen(head));
@@ -670,7 +549,7 @@ static void test_expect_continue(void **state)
     read_exact(fd, interim, strlen(want));
     assert_string_equal(interim, want);
     send_all(fd, "data", 4);
-    reply_t r;
+    admin_reply_t r;
     read_reply(fd, &r);
     close(fd);
     assert_int_equal(r.status, 200);
@@ -678,30 +557,19 @@ static void test_expect_continue(void **state)
     free(r.raw);
 
     /* The body came with the head: no interim response. */
-    expect_body_reply(f,
-                      "POST /body HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-                      "Content-Length: 2\r\n\r\nhi",
-                      200, "POST|2|nul=1|hi");
+    expect_reply(f,
+                 "POST /body HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                 "Content-Length: 2\r\n\r\nhi",
+                 200, NULL, "POST|2|nul=1|hi");
 }
 
 static void test_body_client_gone(void **state)
 {
     fixture_t *f = *state;
-    int fd = connect_admin(f);
     const char *req = "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-some";
-    send_all(fd, req, strlen(req));
-    usleep(20000);
-    close(fd);
-    fd = connect_admin(f);
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    send_all(fd, req, strlen(req));
-    usleep(20000);
-    close(fd);
-    reply_t r;
-    request(f, "GET /status HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    free(r.raw);
+    send_and_leave(f, req, false, 20000);
+    send_and_leave(f, req, true, 20000);
+    expect_status(f, "GET /status HTTP/1.1\r\nHost: a\r\n\r\n", 200);
 }
 
 /* ---- prefixes and helpers ---- */
@@ -726,26 +594,16 @@ static void test_prefix(void **state)
     for (size_t i = 0; i < pt_countof(cases); i++) {
         char req[256];
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", cases[i].target);
-        reply_t r;
-        request(f, req, &r);
-        assert_int_equal(r.status, 200);
-        assert_true(has_header(&r, "Content-Type: text/plain; charset=utf-8"));
-        check_length(&r);
-        assert_string_equal(r.body, cases[i].body);
-        free(r.raw);
+        expect_reply(f, req, 200, "Content-Type: text/plain; charset=utf-8", cases[i].body);
     }
 }
 
 static void test_json_error(void **state)
 {
     fixture_t *f = *state;
-    reply_t r;
-    request(f, "GET /json-error HTTP/1.1\r\nHost: a\r\n\r\n", &r);
-    assert_int_equal(r.status, 400);
-    assert_true(has_header(&r, "Content-Type: application/json"));
-    check_length(&r);
-    assert_string_equal(r.body, "{\"error\":\"bad \\\"weight\\\"\\n\\u0001\"}\n");
-    free(r.raw);
+    expect_reply(f, "GET /json-error HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+                 "Content-Type: application/json",
+                 "{\"error\":\"bad \\\"weight\\\"\\n\\u0001\"}\n");
 
     /* Direct: the status is kept, an earlier body replaced (ASan: no leak). */
     pt_admin_response_t resp = {.status = 404};
@@ -800,15 +658,6 @@ static void test_pct_decode(void **state)
 
 /* ---- bearer token ---- */
 
-static void expect_status(const fixture_t *f, const char *req, int status)
-{
-    reply_t r;
-    request(f, req, &r);
-    if (r.status != status) fprintf(stderr, "request:\n%s\nreply:\n%s\n", req, r.raw);
-    assert_int_equal(r.status, status);
-    free(r.raw);
-}
-
 static void test_token_required(void **state)
 {
     fixture_t *f = *state;
@@ -821,8 +670,8 @@ static void test_token_required(void **state)
         "GET /p/x HTTP/1.1\r\nHost: a\r\n\r\n",
     };
     for (size_t i = 0; i < pt_countof(reqs); i++) {
-        reply_t r;
-        request(f, reqs[i], &r);
+        admin_reply_t r;
+        request(&f->srv, reqs[i], &r);
         assert_int_equal(r.status, 401);
         assert_true(has_header(&r, "WWW-Authenticate: Bearer realm=\"portico\""));
         assert_true(has_header(&r, "Content-Type: application/json"));
@@ -855,10 +704,10 @@ static void test_token_accepted(void **state)
                   200);
     expect_status(f, "GET /nope HTTP/1.1\r\nHost: a\r\n" AUTH "\r\n", 404);
     expect_status(f, "POST /status HTTP/1.1\r\nHost: a\r\n" AUTH "\r\n", 405);
-    expect_body_reply(f,
-                      "POST /body HTTP/1.1\r\nHost: a\r\n" AUTH
-                      "Content-Length: 5\r\n\r\nhello",
-                      200, "POST|5|nul=1|hello");
+    expect_reply(f,
+                 "POST /body HTTP/1.1\r\nHost: a\r\n" AUTH
+                 "Content-Length: 5\r\n\r\nhello",
+                 200, NULL, "POST|5|nul=1|hello");
 #undef AUTH
 }
 
@@ -893,30 +742,30 @@ static void test_token_rejected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_registered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_big_body_partial_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_split, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_framing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_client_gone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json_error, setup, teardown),
+        FIXTURE_TEST(test_status),
+        FIXTURE_TEST(test_metrics),
+        FIXTURE_TEST(test_not_found),
+        FIXTURE_TEST(test_method_not_allowed),
+        FIXTURE_TEST(test_registered),
+        FIXTURE_TEST(test_bad_requests),
+        FIXTURE_TEST(test_head_too_large),
+        FIXTURE_TEST(test_split_request),
+        FIXTURE_TEST(test_big_body_partial_writes),
+        FIXTURE_TEST(test_client_gone),
+        FIXTURE_TEST(test_body),
+        FIXTURE_TEST(test_body_split),
+        FIXTURE_TEST(test_body_limit),
+        FIXTURE_TEST(test_body_framing),
+        FIXTURE_TEST(test_expect_continue),
+        FIXTURE_TEST(test_body_client_gone),
+        FIXTURE_TEST(test_prefix),
+        FIXTURE_TEST(test_json_error),
         cmocka_unit_test(test_pct_decode),
         cmocka_unit_test_setup_teardown(test_token_required, setup_token, teardown),
         cmocka_unit_test_setup_teardown(test_token_accepted, setup_token, teardown),
         cmocka_unit_test_setup_teardown(test_token_rejected, setup_token, teardown),
-        cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        FIXTURE_TEST(test_start_errors),
+        FIXTURE_TEST(test_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,10 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "test_util.h"
 
 /* Sun, 06 Nov 1994 08:49:37 GMT, the RFC example date. */
 #define MTIME 784111777
@@ -96,18 +95,10 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(tmpdir);
 }
 
 static int setup(void **state)
@@ -141,16 +132,6 @@ static int teardown(void **state)
 /* ---------------------------------------------------------------- */
 /* Helpers                                                           */
 /* ---------------------------------------------------------------- */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 /*
  * Serves path with the given method and headers (name, value pairs, NULL

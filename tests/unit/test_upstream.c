@@ -105,6 +105,68 @@ static const ups_group_t *only_group(pt_snapshot_t *s)
     return group_at(s, 0);
 }
 
+static void assert_str_or_null(const char *got, const char *want)
+{
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+static void assert_keepalive(const ups_group_t *g, int n, uint64_t timeout_ms, uint64_t requests)
+{
+    assert_int_equal(g->keepalive, n);
+    assert_int_equal(g->keepalive_timeout, timeout_ms);
+    assert_int_equal(g->keepalive_requests, requests);
+}
+
+/* Health check settings of type t that nothing overrides. */
+static ups_hc_conf_t hc_defaults(ups_hc_type_t t)
+{
+    return (ups_hc_conf_t){.type = t, .interval_ms = 5000, .timeout_ms = 2000, .rise = 2,
+                           .fall = 3, .port = 0, .method = "GET", .uri = "/", .host = NULL,
+                           .status_lo = 200, .status_hi = 399, .body = NULL};
+}
+
+/* Every health check setting, field by field. */
+static void assert_hc(const ups_hc_conf_t *got, const ups_hc_conf_t want)
+{
+    assert_int_equal(got->type, want.type);
+    assert_int_equal(got->interval_ms, want.interval_ms);
+    assert_int_equal(got->timeout_ms, want.timeout_ms);
+    assert_int_equal(got->rise, want.rise);
+    assert_int_equal(got->fall, want.fall);
+    assert_int_equal(got->port, want.port);
+    assert_str_or_null(got->method, want.method);
+    assert_str_or_null(got->uri, want.uri);
+    assert_str_or_null(got->host, want.host);
+    assert_int_equal(got->status_lo, want.status_lo);
+    assert_int_equal(got->status_hi, want.status_hi);
+    assert_str_or_null(got->body, want.body);
+}
+
+/* Outlier detection as configured by default: on, 5 / off / 20 / 10s / 30s / 300s / 50%. */
+static ups_outlier_conf_t outlier_defaults(void)
+{
+    return (ups_outlier_conf_t){.enabled = true, .consecutive_failures = 5,
+                                .failure_ratio_pct = 0, .min_requests = 20, .window_ms = 10000,
+                                .base_ejection_ms = 30000, .max_ejection_ms = 300000,
+                                .max_ejected_pct = 50};
+}
+
+/* Every outlier detection setting, field by field. */
+static void assert_outlier(const ups_outlier_conf_t *got, const ups_outlier_conf_t want)
+{
+    assert_int_equal(got->enabled, want.enabled);
+    assert_int_equal(got->consecutive_failures, want.consecutive_failures);
+    assert_int_equal(got->failure_ratio_pct, want.failure_ratio_pct);
+    assert_int_equal(got->min_requests, want.min_requests);
+    assert_int_equal(got->window_ms, want.window_ms);
+    assert_int_equal(got->base_ejection_ms, want.base_ejection_ms);
+    assert_int_equal(got->max_ejection_ms, want.max_ejection_ms);
+    assert_int_equal(got->max_ejected_pct, want.max_ejected_pct);
+}
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
@@ -112,97 +174,98 @@ static const ups_group_t *only_group(pt_snapshot_t *s)
 static void test_err_upstream_block(void **state)
 {
     (void)state;
-    EXPECT_ERR(HTTP("upstream b {\n}\n"), "2:1: no servers in upstream \"b\"");
-    EXPECT_ERR(HTTP("upstream b {\n  keepalive 4;\n}\n"), "2:1: no servers in upstream \"b\"");
-    EXPECT_ERR(HTTP("upstream b {\n  server 127.0.0.1:1;\n}\n"
-                    "upstream b {\n  server 127.0.0.1:2;\n}\n"),
-               "5:10: duplicate upstream \"b\" (first at {F}:2)");
-    EXPECT_ERR(HTTP("upstream b;\n"), "2:1: directive \"upstream\" has no opening \"{\"");
-    EXPECT_ERR(HTTP("upstream {\n}\n"),
-               "2:1: invalid number of arguments in \"upstream\" directive");
-    EXPECT_ERR(HTTP("upstream a b {\n}\n"),
-               "2:1: invalid number of arguments in \"upstream\" directive");
-    EXPECT_ERR("upstream b {\n}\n", "1:1: \"upstream\" directive is not allowed here");
-    EXPECT_ERR(SRV("upstream b {\n}\n"), "4:1: \"upstream\" directive is not allowed here");
-    EXPECT_ERR(HTTP("keepalive 4;\n"), "2:1: \"keepalive\" directive is not allowed here");
-    EXPECT_ERR(SRV("keepalive 4;\n"), "4:1: \"keepalive\" directive is not allowed here");
-    /* "server" in http is the server block. */
-    EXPECT_ERR(HTTP("server 127.0.0.1:1;\n"), "2:1: directive \"server\" has no opening \"{\"");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  listen 80;\n"),
-               "4:3: \"listen\" directive is not allowed here");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  location / {\n  }\n"),
-               "4:3: \"location\" directive is not allowed here");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  upstream v {\n  }\n"),
-               "4:3: \"upstream\" directive is not allowed here");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  nonsense;\n"), "4:3: unknown directive \"nonsense\"");
+    static const conf_err_case_t cases[] = {
+        {HTTP("upstream b {\n}\n"), "2:1: no servers in upstream \"b\""},
+        {HTTP("upstream b {\n  keepalive 4;\n}\n"), "2:1: no servers in upstream \"b\""},
+        {HTTP("upstream b {\n  server 127.0.0.1:1;\n}\n"
+              "upstream b {\n  server 127.0.0.1:2;\n}\n"),
+         "5:10: duplicate upstream \"b\" (first at {F}:2)"},
+        {HTTP("upstream b;\n"), "2:1: directive \"upstream\" has no opening \"{\""},
+        {HTTP("upstream {\n}\n"), "2:1: invalid number of arguments in \"upstream\" directive"},
+        {HTTP("upstream a b {\n}\n"), "2:1: invalid number of arguments in \"upstream\" directive"},
+        {"upstream b {\n}\n", "1:1: \"upstream\" directive is not allowed here"},
+        {SRV("upstream b {\n}\n"), "4:1: \"upstream\" directive is not allowed here"},
+        {HTTP("keepalive 4;\n"), "2:1: \"keepalive\" directive is not allowed here"},
+        {SRV("keepalive 4;\n"), "4:1: \"keepalive\" directive is not allowed here"},
+        /* "server" in http is the server block. */
+        {HTTP("server 127.0.0.1:1;\n"), "2:1: directive \"server\" has no opening \"{\""},
+        {UPS("  server 127.0.0.1:1;\n  listen 80;\n"),
+         "4:3: \"listen\" directive is not allowed here"},
+        {UPS("  server 127.0.0.1:1;\n  location / {\n  }\n"),
+         "4:3: \"location\" directive is not allowed here"},
+        {UPS("  server 127.0.0.1:1;\n  upstream v {\n  }\n"),
+         "4:3: \"upstream\" directive is not allowed here"},
+        {UPS("  server 127.0.0.1:1;\n  nonsense;\n"), "4:3: unknown directive \"nonsense\""},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_backup_only(void **state)
 {
     (void)state;
     /* Reported at the block: no line is wrong on its own. */
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 backup;\n"),
-               "2:1: upstream \"u\" has only backup servers");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 backup;\n  server 127.0.0.1:2 weight=3 backup;\n"
-                   "  round_robin;\n"),
-               "2:1: upstream \"u\" has only backup servers");
-    EXPECT_ERR(HTTP("upstream a {\n  server 127.0.0.1:1;\n}\n"
-                    "upstream b {\n  server 127.0.0.1:1 backup;\n}\n"),
-               "5:1: upstream \"b\" has only backup servers");
+    static const conf_err_case_t cases[] = {
+        {UPS("  server 127.0.0.1:1 backup;\n"), "2:1: upstream \"u\" has only backup servers"},
+        {UPS("  server 127.0.0.1:1 backup;\n  server 127.0.0.1:2 weight=3 backup;\n"
+             "  round_robin;\n"),
+         "2:1: upstream \"u\" has only backup servers"},
+        {HTTP("upstream a {\n  server 127.0.0.1:1;\n}\n"
+              "upstream b {\n  server 127.0.0.1:1 backup;\n}\n"),
+         "5:1: upstream \"b\" has only backup servers"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_server_line(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=0;\n"),
-               "3:22: invalid value \"0\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=1001;\n"),
-               "3:22: invalid value \"1001\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=;\n"),
-               "3:22: invalid value \"\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=2x;\n"),
-               "3:22: invalid value \"2x\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=-1;\n"),
-               "3:22: invalid value \"-1\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=99999999999999999999;\n"),
-               "3:22: invalid value \"99999999999999999999\", expected 1..1000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 max_fails=3;\n"),
-               "3:22: invalid parameter \"max_fails=3\"");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight=2 max_fails=3;\n"),
-               "3:31: invalid parameter \"max_fails=3\"");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 Send_Proxy;\n"), "3:22: invalid parameter \"Send_Proxy\"");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 backup=1;\n"), "3:22: invalid parameter \"backup=1\"");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 weight;\n"), "3:22: invalid parameter \"weight\"");
-    /* max_conns= */
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 max_conns=-1;\n"),
-               "3:22: invalid value \"-1\", expected 0..1000000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 max_conns=1000001;\n"),
-               "3:22: invalid value \"1000001\", expected 0..1000000");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 backup max_conns=x;\n"),
-               "3:29: invalid value \"x\", expected 0..1000000");
-    /* slow_start= */
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 slow_start=abc;\n"),
-               "3:22: invalid time \"abc\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 slow_start=;\n"),
-               "3:22: invalid time \"\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 slow_start=2d;\n"),
-               "3:22: invalid time \"2d\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 slow_start=5s5s;\n"),
-               "3:22: invalid time \"5s5s\" (e.g. 500ms, 5s, 1m)");
-    /* Parameters are checked before the address. */
-    EXPECT_ERR(UPS("  server nohost.invalid:80 weight=0;\n"),
-               "3:28: invalid value \"0\", expected 1..1000");
-    EXPECT_ERR(UPS("  server;\n"), "3:3: invalid number of arguments in \"server\" directive");
-    EXPECT_ERR(UPS("  server a b c d e f g h i;\n"),
-               "3:3: invalid number of arguments in \"server\" directive");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1 {\n  }\n"),
-               "3:3: directive \"server\" is not terminated by \";\"");
-    EXPECT_ERR(UPS("  server :80;\n"), "3:10: invalid server address \":80\"");
-    EXPECT_ERR(UPS("  server :;\n"), "3:10: invalid server address \":\"");
-    EXPECT_ERR(UPS("  server [::1:80;\n"), "3:10: invalid server address \"[::1:80\"");
-    EXPECT_ERR(UPS("  server a:b;\n"), "3:10: invalid port in \"a:b\", expected 1..65535");
-    EXPECT_ERR(UPS("  server localhost:65536;\n"),
-               "3:10: invalid port in \"localhost:65536\", expected 1..65535");
+    static const conf_err_case_t cases[] = {
+        {UPS("  server 127.0.0.1:1 weight=0;\n"), "3:22: invalid value \"0\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 weight=1001;\n"),
+         "3:22: invalid value \"1001\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 weight=;\n"), "3:22: invalid value \"\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 weight=2x;\n"), "3:22: invalid value \"2x\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 weight=-1;\n"), "3:22: invalid value \"-1\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 weight=99999999999999999999;\n"),
+         "3:22: invalid value \"99999999999999999999\", expected 1..1000"},
+        {UPS("  server 127.0.0.1:1 max_fails=3;\n"), "3:22: invalid parameter \"max_fails=3\""},
+        {UPS("  server 127.0.0.1:1 weight=2 max_fails=3;\n"),
+         "3:31: invalid parameter \"max_fails=3\""},
+        {UPS("  server 127.0.0.1:1 Send_Proxy;\n"), "3:22: invalid parameter \"Send_Proxy\""},
+        {UPS("  server 127.0.0.1:1 backup=1;\n"), "3:22: invalid parameter \"backup=1\""},
+        {UPS("  server 127.0.0.1:1 weight;\n"), "3:22: invalid parameter \"weight\""},
+        /* max_conns= */
+        {UPS("  server 127.0.0.1:1 max_conns=-1;\n"),
+         "3:22: invalid value \"-1\", expected 0..1000000"},
+        {UPS("  server 127.0.0.1:1 max_conns=1000001;\n"),
+         "3:22: invalid value \"1000001\", expected 0..1000000"},
+        {UPS("  server 127.0.0.1:1 backup max_conns=x;\n"),
+         "3:29: invalid value \"x\", expected 0..1000000"},
+        /* slow_start= */
+        {UPS("  server 127.0.0.1:1 slow_start=abc;\n"),
+         "3:22: invalid time \"abc\" (e.g. 500ms, 5s, 1m)"},
+        {UPS("  server 127.0.0.1:1 slow_start=;\n"),
+         "3:22: invalid time \"\" (e.g. 500ms, 5s, 1m)"},
+        {UPS("  server 127.0.0.1:1 slow_start=2d;\n"),
+         "3:22: invalid time \"2d\" (e.g. 500ms, 5s, 1m)"},
+        {UPS("  server 127.0.0.1:1 slow_start=5s5s;\n"),
+         "3:22: invalid time \"5s5s\" (e.g. 500ms, 5s, 1m)"},
+        /* Parameters are checked before the address. */
+        {UPS("  server nohost.invalid:80 weight=0;\n"),
+         "3:28: invalid value \"0\", expected 1..1000"},
+        {UPS("  server;\n"), "3:3: invalid number of arguments in \"server\" directive"},
+        {UPS("  server a b c d e f g h i;\n"),
+         "3:3: invalid number of arguments in \"server\" directive"},
+        {UPS("  server 127.0.0.1:1 {\n  }\n"),
+         "3:3: directive \"server\" is not terminated by \";\""},
+        {UPS("  server :80;\n"), "3:10: invalid server address \":80\""},
+        {UPS("  server :;\n"), "3:10: invalid server address \":\""},
+        {UPS("  server [::1:80;\n"), "3:10: invalid server address \"[::1:80\""},
+        {UPS("  server a:b;\n"), "3:10: invalid port in \"a:b\", expected 1..65535"},
+        {UPS("  server localhost:65536;\n"),
+         "3:10: invalid port in \"localhost:65536\", expected 1..65535"},
+    };
+    EXPECT_ERRS(cases);
     /* Too many lines. */
     size_t cap = 64 + 4097 * 24;
     char *big = malloc(cap);
@@ -223,11 +286,13 @@ static void test_err_server_line(void **state)
 static void test_regress_bare_ipv6_server(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS("  server ::1;\n"), "3:10: invalid server address \"::1\"");
-    EXPECT_ERR(UPS("  server ::1:8080;\n"), "3:10: invalid server address \"::1:8080\"");
-    EXPECT_ERR(UPS("  server [::1]]:80;\n"), "3:10: invalid server address \"[::1]]:80\"");
-    EXPECT_ERR(LOC("proxy_pass http://::1:8080;\n"),
-               "5:19: invalid server address \"::1:8080\"");
+    static const conf_err_case_t cases[] = {
+        {UPS("  server ::1;\n"), "3:10: invalid server address \"::1\""},
+        {UPS("  server ::1:8080;\n"), "3:10: invalid server address \"::1:8080\""},
+        {UPS("  server [::1]]:80;\n"), "3:10: invalid server address \"[::1]]:80\""},
+        {LOC("proxy_pass http://::1:8080;\n"), "5:19: invalid server address \"::1:8080\""},
+    };
+    EXPECT_ERRS(cases);
     pt_snapshot_t *s = LOAD_OK(UPS("  server [::1];\n  server [::1]:8080;\n"));
     assert_literal(&only_group(s)->servers[0], "[::1]", "[::1]:80");
     assert_literal(&only_group(s)->servers[1], "[::1]:8080", "[::1]:8080");
@@ -241,13 +306,15 @@ static void test_regress_bare_ipv6_server(void **state)
 static void test_regress_wildcard_server(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS("  server 8080;\n"), "3:10: invalid server address \"8080\": no host");
-    EXPECT_ERR(UPS("  server *:8080;\n"), "3:10: invalid server address \"*:8080\": no host");
-    EXPECT_ERR(UPS("  server *;\n"), "3:10: invalid server address \"*\": no host");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  server 80 backup;\n"),
-               "4:10: invalid server address \"80\": no host");
-    EXPECT_ERR(LOC("proxy_pass http://*:80;\n"),
-               "5:19: invalid server address \"*:80\": no host");
+    static const conf_err_case_t cases[] = {
+        {UPS("  server 8080;\n"), "3:10: invalid server address \"8080\": no host"},
+        {UPS("  server *:8080;\n"), "3:10: invalid server address \"*:8080\": no host"},
+        {UPS("  server *;\n"), "3:10: invalid server address \"*\": no host"},
+        {UPS("  server 127.0.0.1:1;\n  server 80 backup;\n"),
+         "4:10: invalid server address \"80\": no host"},
+        {LOC("proxy_pass http://*:80;\n"), "5:19: invalid server address \"*:80\": no host"},
+    };
+    EXPECT_ERRS(cases);
     /* An address that only looks numeric is still one. */
     pt_snapshot_t *s = LOAD_OK(UPS("  server 10.1.2.3;\n"));
     assert_literal(&only_group(s)->servers[0], "10.1.2.3", "10.1.2.3:80");
@@ -283,48 +350,53 @@ static void test_err_host_not_found(void **state)
 static void test_err_keepalive(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive -1;\n"),
-               "4:13: value \"-1\" in \"keepalive\" directive is out of range [0, 100000]");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive 100001;\n"),
-               "4:13: value \"100001\" in \"keepalive\" directive is out of range [0, 100000]");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive many;\n"),
-               "4:13: invalid value \"many\" in \"keepalive\" directive, expected an integer");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive_timeout 0;\n"),
-               "4:21: value \"0\" in \"keepalive_timeout\" directive is out of range [1ms, 1d]");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive_timeout 25h;\n"),
-               "4:21: value \"25h\" in \"keepalive_timeout\" directive is out of range [1ms, 1d]");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive_requests 0;\n"),
-               "4:22: value \"0\" in \"keepalive_requests\" directive is out of range "
-               "[1, 1000000000]");
-    EXPECT_ERR(UPS("  server 127.0.0.1:1;\n  keepalive 1 2;\n"),
-               "4:3: invalid number of arguments in \"keepalive\" directive");
+    static const conf_err_case_t cases[] = {
+        {UPS("  server 127.0.0.1:1;\n  keepalive -1;\n"),
+         "4:13: value \"-1\" in \"keepalive\" directive is out of range [0, 100000]"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive 100001;\n"),
+         "4:13: value \"100001\" in \"keepalive\" directive is out of range [0, 100000]"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive many;\n"),
+         "4:13: invalid value \"many\" in \"keepalive\" directive, expected an integer"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive_timeout 0;\n"),
+         "4:21: value \"0\" in \"keepalive_timeout\" directive is out of range [1ms, 1d]"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive_timeout 25h;\n"),
+         "4:21: value \"25h\" in \"keepalive_timeout\" directive is out of range [1ms, 1d]"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive_requests 0;\n"),
+         "4:22: value \"0\" in \"keepalive_requests\" directive is out of range "
+         "[1, 1000000000]"},
+        {UPS("  server 127.0.0.1:1;\n  keepalive 1 2;\n"),
+         "4:3: invalid number of arguments in \"keepalive\" directive"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_proxy_pass(void **state)
 {
     (void)state;
-    EXPECT_ERR(SRV("proxy_pass http://127.0.0.1:1;\n"),
-               "4:1: \"proxy_pass\" directive is not allowed here");
-    EXPECT_ERR(HTTP("proxy_pass http://127.0.0.1:1;\n"),
-               "2:1: \"proxy_pass\" directive is not allowed here");
-    EXPECT_ERR(LOC("proxy_pass https://a:1;\n"),
-               "5:12: invalid URL \"https://a:1\": only http:// is supported");
-    EXPECT_ERR(LOC("proxy_pass backend;\n"),
-               "5:12: invalid URL \"backend\": only http:// is supported");
-    EXPECT_ERR(LOC("proxy_pass HTTP://backend;\n"),
-               "5:12: invalid URL \"HTTP://backend\": only http:// is supported");
-    EXPECT_ERR(LOC("proxy_pass http://127.0.0.1:1/x;\n"),
-               "5:12: a URI part in proxy_pass (\"http://127.0.0.1:1/x\") is not supported: the "
-               "request URI is passed unchanged");
-    EXPECT_ERR(LOC("proxy_pass http://backend/;\n"),
-               "5:12: a URI part in proxy_pass (\"http://backend/\") is not supported: the "
-               "request URI is passed unchanged");
-    EXPECT_ERR(LOC("proxy_pass http://;\n"), "5:12: invalid URL \"http://\": no host");
-    EXPECT_ERR(LOC("proxy_pass;\n"), "5:1: invalid number of arguments in \"proxy_pass\" directive");
-    EXPECT_ERR(LOC("proxy_pass http://a:1 http://b:1;\n"),
-               "5:1: invalid number of arguments in \"proxy_pass\" directive");
-    EXPECT_ERR(LOC("proxy_pass http://127.0.0.1:1;\nproxy_pass http://127.0.0.1:2;\n"),
-               "6:1: duplicate action in this location");
+    static const conf_err_case_t cases[] = {
+        {SRV("proxy_pass http://127.0.0.1:1;\n"),
+         "4:1: \"proxy_pass\" directive is not allowed here"},
+        {HTTP("proxy_pass http://127.0.0.1:1;\n"),
+         "2:1: \"proxy_pass\" directive is not allowed here"},
+        {LOC("proxy_pass https://a:1;\n"),
+         "5:12: invalid URL \"https://a:1\": only http:// is supported"},
+        {LOC("proxy_pass backend;\n"), "5:12: invalid URL \"backend\": only http:// is supported"},
+        {LOC("proxy_pass HTTP://backend;\n"),
+         "5:12: invalid URL \"HTTP://backend\": only http:// is supported"},
+        {LOC("proxy_pass http://127.0.0.1:1/x;\n"),
+         "5:12: a URI part in proxy_pass (\"http://127.0.0.1:1/x\") is not supported: the "
+         "request URI is passed unchanged"},
+        {LOC("proxy_pass http://backend/;\n"),
+         "5:12: a URI part in proxy_pass (\"http://backend/\") is not supported: the "
+         "request URI is passed unchanged"},
+        {LOC("proxy_pass http://;\n"), "5:12: invalid URL \"http://\": no host"},
+        {LOC("proxy_pass;\n"), "5:1: invalid number of arguments in \"proxy_pass\" directive"},
+        {LOC("proxy_pass http://a:1 http://b:1;\n"),
+         "5:1: invalid number of arguments in \"proxy_pass\" directive"},
+        {LOC("proxy_pass http://127.0.0.1:1;\nproxy_pass http://127.0.0.1:2;\n"),
+         "6:1: duplicate action in this location"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_undefined_upstream(void **state)
@@ -349,173 +421,174 @@ static void test_err_lb_method(void **state)
 {
     (void)state;
     /* One method per group, whichever comes first; the second is reported. */
-    EXPECT_ERR(UPS1("round_robin;\n  random;"), "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("p2c_ewma;\n  p2c_ewma;"), "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("least_conn;\n  least_request;"), "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("hash $uri;\n  round_robin;"), "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("random;\n  hash $uri consistent;"),
-               "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("hash $uri;\n  hash $host;"), "5:3: load balancing method is already set");
-    EXPECT_ERR(UPS1("round_robin on;"),
-               "4:3: invalid number of arguments in \"round_robin\" directive");
-    EXPECT_ERR(UPS1("p2c_ewma 2;"), "4:3: invalid number of arguments in \"p2c_ewma\" directive");
-    EXPECT_ERR(UPS1("least_conn x;"),
-               "4:3: invalid number of arguments in \"least_conn\" directive");
-    EXPECT_ERR(UPS1("random two;"), "4:3: invalid number of arguments in \"random\" directive");
-    EXPECT_ERR(HTTP("round_robin;\n"), "2:1: \"round_robin\" directive is not allowed here");
-    EXPECT_ERR(LOC("hash $uri;\n"), "5:1: \"hash\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {UPS1("round_robin;\n  random;"), "5:3: load balancing method is already set"},
+        {UPS1("p2c_ewma;\n  p2c_ewma;"), "5:3: load balancing method is already set"},
+        {UPS1("least_conn;\n  least_request;"), "5:3: load balancing method is already set"},
+        {UPS1("hash $uri;\n  round_robin;"), "5:3: load balancing method is already set"},
+        {UPS1("random;\n  hash $uri consistent;"), "5:3: load balancing method is already set"},
+        {UPS1("hash $uri;\n  hash $host;"), "5:3: load balancing method is already set"},
+        {UPS1("round_robin on;"), "4:3: invalid number of arguments in \"round_robin\" directive"},
+        {UPS1("p2c_ewma 2;"), "4:3: invalid number of arguments in \"p2c_ewma\" directive"},
+        {UPS1("least_conn x;"), "4:3: invalid number of arguments in \"least_conn\" directive"},
+        {UPS1("random two;"), "4:3: invalid number of arguments in \"random\" directive"},
+        {HTTP("round_robin;\n"), "2:1: \"round_robin\" directive is not allowed here"},
+        {LOC("hash $uri;\n"), "5:1: \"hash\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_hash(void **state)
 {
     (void)state;
     /* No key. */
-    EXPECT_ERR(UPS1("hash;"), "4:3: invalid number of arguments in \"hash\" directive");
-    EXPECT_ERR(UPS1("hash \"\";"), "4:8: empty hash key");
-    EXPECT_ERR(UPS1("hash \"\" consistent;"), "4:8: empty hash key");
-    /* Second argument. */
-    EXPECT_ERR(UPS1("hash $uri maglev;"),
-               "4:13: invalid parameter \"maglev\", expected \"consistent\"");
-    EXPECT_ERR(UPS1("hash $remote_addr Consistent;"),
-               "4:21: invalid parameter \"Consistent\", expected \"consistent\"");
-    EXPECT_ERR(UPS1("hash $uri consistent extra;"),
-               "4:3: invalid number of arguments in \"hash\" directive");
-    /* Key templates: the column points at the variable. */
-    EXPECT_ERR(UPS1("hash $nosuch;"), "4:8: unknown variable \"$nosuch\"");
-    EXPECT_ERR(UPS1("hash \"$host$nosuch\";"), "4:14: unknown variable \"$nosuch\"");
-    EXPECT_ERR(UPS1("hash $cookie_;"), "4:8: unknown variable \"$cookie_\"");
-    EXPECT_ERR(UPS1("hash $http_;"), "4:8: unknown variable \"$http_\"");
-    EXPECT_ERR(UPS1("hash a${uri;"), "4:9: invalid variable name in \"a${uri\"");
-    EXPECT_ERR(UPS1("hash $;"), "4:8: invalid variable name in \"$\"");
+    static const conf_err_case_t cases[] = {
+        {UPS1("hash;"), "4:3: invalid number of arguments in \"hash\" directive"},
+        {UPS1("hash \"\";"), "4:8: empty hash key"},
+        {UPS1("hash \"\" consistent;"), "4:8: empty hash key"},
+        /* Second argument. */
+        {UPS1("hash $uri maglev;"), "4:13: invalid parameter \"maglev\", expected \"consistent\""},
+        {UPS1("hash $remote_addr Consistent;"),
+         "4:21: invalid parameter \"Consistent\", expected \"consistent\""},
+        {UPS1("hash $uri consistent extra;"),
+         "4:3: invalid number of arguments in \"hash\" directive"},
+        /* Key templates: the column points at the variable. */
+        {UPS1("hash $nosuch;"), "4:8: unknown variable \"$nosuch\""},
+        {UPS1("hash \"$host$nosuch\";"), "4:14: unknown variable \"$nosuch\""},
+        {UPS1("hash $cookie_;"), "4:8: unknown variable \"$cookie_\""},
+        {UPS1("hash $http_;"), "4:8: unknown variable \"$http_\""},
+        {UPS1("hash a${uri;"), "4:9: invalid variable name in \"a${uri\""},
+        {UPS1("hash $;"), "4:8: invalid variable name in \"$\""},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_hash_balance_factor(void **state)
 {
     (void)state;
     /* "  hash_balance_factor " is 22 columns: the value is at 23. */
-    EXPECT_ERR(UPS1("hash $uri;\n  hash_balance_factor 1;"),
-               "5:23: hash_balance_factor must be 0 (off) or >= 100");
-    EXPECT_ERR(UPS1("hash_balance_factor 50;"),
-               "4:23: hash_balance_factor must be 0 (off) or >= 100");
-    EXPECT_ERR(UPS1("hash_balance_factor 99;"),
-               "4:23: hash_balance_factor must be 0 (off) or >= 100");
-    EXPECT_ERR(UPS1("hash_balance_factor -1;"), "4:23: invalid value \"-1\", expected 0..10000");
-    EXPECT_ERR(UPS1("hash_balance_factor 10001;"),
-               "4:23: invalid value \"10001\", expected 0..10000");
-    EXPECT_ERR(UPS1("hash_balance_factor 150%;"),
-               "4:23: invalid value \"150%\", expected 0..10000");
-    EXPECT_ERR(UPS1("hash_balance_factor;"),
-               "4:3: invalid number of arguments in \"hash_balance_factor\" directive");
-    EXPECT_ERR(UPS1("hash_balance_factor 100 200;"),
-               "4:3: invalid number of arguments in \"hash_balance_factor\" directive");
+    static const conf_err_case_t cases[] = {
+        {UPS1("hash $uri;\n  hash_balance_factor 1;"),
+         "5:23: hash_balance_factor must be 0 (off) or >= 100"},
+        {UPS1("hash_balance_factor 50;"), "4:23: hash_balance_factor must be 0 (off) or >= 100"},
+        {UPS1("hash_balance_factor 99;"), "4:23: hash_balance_factor must be 0 (off) or >= 100"},
+        {UPS1("hash_balance_factor -1;"), "4:23: invalid value \"-1\", expected 0..10000"},
+        {UPS1("hash_balance_factor 10001;"), "4:23: invalid value \"10001\", expected 0..10000"},
+        {UPS1("hash_balance_factor 150%;"), "4:23: invalid value \"150%\", expected 0..10000"},
+        {UPS1("hash_balance_factor;"),
+         "4:3: invalid number of arguments in \"hash_balance_factor\" directive"},
+        {UPS1("hash_balance_factor 100 200;"),
+         "4:3: invalid number of arguments in \"hash_balance_factor\" directive"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_slow_start(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS1("slow_start 2h;"),
-               "4:14: value \"2h\" in \"slow_start\" directive is out of range [0, 1h]");
-    EXPECT_ERR(UPS1("slow_start x;"),
-               "4:14: invalid value \"x\" in \"slow_start\" directive, expected a time like "
-               "250ms, 30s, 5m, 1h, 1d");
-    EXPECT_ERR(UPS1("slow_start -1s;"),
-               "4:14: invalid value \"-1s\" in \"slow_start\" directive, expected a time like "
-               "250ms, 30s, 5m, 1h, 1d");
-    EXPECT_ERR(UPS1("slow_start;"),
-               "4:3: invalid number of arguments in \"slow_start\" directive");
+    static const conf_err_case_t cases[] = {
+        {UPS1("slow_start 2h;"),
+         "4:14: value \"2h\" in \"slow_start\" directive is out of range [0, 1h]"},
+        {UPS1("slow_start x;"),
+         "4:14: invalid value \"x\" in \"slow_start\" directive, expected a time like "
+         "250ms, 30s, 5m, 1h, 1d"},
+        {UPS1("slow_start -1s;"),
+         "4:14: invalid value \"-1s\" in \"slow_start\" directive, expected a time like "
+         "250ms, 30s, 5m, 1h, 1d"},
+        {UPS1("slow_start;"), "4:3: invalid number of arguments in \"slow_start\" directive"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_limits(void **state)
 {
     (void)state;
-    EXPECT_ERR(UPS1("max_connections -1;"), "4:19: invalid value \"-1\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_connections 10000001;"),
-               "4:19: invalid value \"10000001\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_connections many;"),
-               "4:19: invalid value \"many\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_requests 1.5;"), "4:16: invalid value \"1.5\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_requests 10000001;"),
-               "4:16: invalid value \"10000001\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_pending x;"), "4:15: invalid value \"x\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_pending -5;"), "4:15: invalid value \"-5\", expected 0..10000000");
-    EXPECT_ERR(UPS1("max_pending 1 2;"),
-               "4:3: invalid number of arguments in \"max_pending\" directive");
-    EXPECT_ERR(UPS1("pending_timeout 0;"),
-               "4:19: value \"0\" in \"pending_timeout\" directive is out of range [1ms, 1h]");
-    EXPECT_ERR(UPS1("pending_timeout 61m;"),
-               "4:19: value \"61m\" in \"pending_timeout\" directive is out of range [1ms, 1h]");
-    EXPECT_ERR(UPS1("pending_timeout soon;"),
-               "4:19: invalid value \"soon\" in \"pending_timeout\" directive, expected a time "
-               "like 250ms, 30s, 5m, 1h, 1d");
-    EXPECT_ERR(SRV("max_requests 5;\n"), "4:1: \"max_requests\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {UPS1("max_connections -1;"), "4:19: invalid value \"-1\", expected 0..10000000"},
+        {UPS1("max_connections 10000001;"),
+         "4:19: invalid value \"10000001\", expected 0..10000000"},
+        {UPS1("max_connections many;"), "4:19: invalid value \"many\", expected 0..10000000"},
+        {UPS1("max_requests 1.5;"), "4:16: invalid value \"1.5\", expected 0..10000000"},
+        {UPS1("max_requests 10000001;"), "4:16: invalid value \"10000001\", expected 0..10000000"},
+        {UPS1("max_pending x;"), "4:15: invalid value \"x\", expected 0..10000000"},
+        {UPS1("max_pending -5;"), "4:15: invalid value \"-5\", expected 0..10000000"},
+        {UPS1("max_pending 1 2;"), "4:3: invalid number of arguments in \"max_pending\" directive"},
+        {UPS1("pending_timeout 0;"),
+         "4:19: value \"0\" in \"pending_timeout\" directive is out of range [1ms, 1h]"},
+        {UPS1("pending_timeout 61m;"),
+         "4:19: value \"61m\" in \"pending_timeout\" directive is out of range [1ms, 1h]"},
+        {UPS1("pending_timeout soon;"),
+         "4:19: invalid value \"soon\" in \"pending_timeout\" directive, expected a time "
+         "like 250ms, 30s, 5m, 1h, 1d"},
+        {SRV("max_requests 5;\n"), "4:1: \"max_requests\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_retry_budget(void **state)
 {
     (void)state;
     /* "  retry_budget " is 15 columns: the first value is at 16. */
-    EXPECT_ERR(UPS1("retry_budget off extra;"), "4:20: unexpected parameter after \"off\"");
-    EXPECT_ERR(UPS1("retry_budget off min_concurrency=3;"),
-               "4:20: unexpected parameter after \"off\"");
-    EXPECT_ERR(UPS1("retry_budget 101%;"), "4:16: invalid value \"101\", expected 0..100");
-    EXPECT_ERR(UPS1("retry_budget -1%;"), "4:16: invalid value \"-1\", expected 0..100");
-    EXPECT_ERR(UPS1("retry_budget %;"), "4:16: invalid percentage \"%\", expected 0..100%");
-    EXPECT_ERR(UPS1("retry_budget abc;"), "4:16: invalid value \"abc\", expected 0..100");
-    EXPECT_ERR(UPS1("retry_budget 20%%;"), "4:16: invalid value \"20%\", expected 0..100");
-    EXPECT_ERR(UPS1("retry_budget 12345678901234567%;"),
-               "4:16: invalid percentage \"12345678901234567%\", expected 0..100%");
-    EXPECT_ERR(UPS1("retry_budget On;"), "4:16: invalid value \"On\", expected 0..100");
-    EXPECT_ERR(UPS1("retry_budget 20% min_conc=3;"), "4:20: invalid parameter \"min_conc=3\"");
-    EXPECT_ERR(UPS1("retry_budget 20% min_concurrency=-1;"),
-               "4:20: invalid value \"-1\", expected 0..100000");
-    EXPECT_ERR(UPS1("retry_budget 20% min_concurrency=100001;"),
-               "4:20: invalid value \"100001\", expected 0..100000");
-    EXPECT_ERR(UPS1("retry_budget 20% min_concurrency=;"),
-               "4:20: invalid value \"\", expected 0..100000");
-    EXPECT_ERR(UPS1("retry_budget;"),
-               "4:3: invalid number of arguments in \"retry_budget\" directive");
-    EXPECT_ERR(UPS1("retry_budget 20% min_concurrency=1 x;"),
-               "4:3: invalid number of arguments in \"retry_budget\" directive");
+    static const conf_err_case_t cases[] = {
+        {UPS1("retry_budget off extra;"), "4:20: unexpected parameter after \"off\""},
+        {UPS1("retry_budget off min_concurrency=3;"), "4:20: unexpected parameter after \"off\""},
+        {UPS1("retry_budget 101%;"), "4:16: invalid value \"101\", expected 0..100"},
+        {UPS1("retry_budget -1%;"), "4:16: invalid value \"-1\", expected 0..100"},
+        {UPS1("retry_budget %;"), "4:16: invalid percentage \"%\", expected 0..100%"},
+        {UPS1("retry_budget abc;"), "4:16: invalid value \"abc\", expected 0..100"},
+        {UPS1("retry_budget 20%%;"), "4:16: invalid value \"20%\", expected 0..100"},
+        {UPS1("retry_budget 12345678901234567%;"),
+         "4:16: invalid percentage \"12345678901234567%\", expected 0..100%"},
+        {UPS1("retry_budget On;"), "4:16: invalid value \"On\", expected 0..100"},
+        {UPS1("retry_budget 20% min_conc=3;"), "4:20: invalid parameter \"min_conc=3\""},
+        {UPS1("retry_budget 20% min_concurrency=-1;"),
+         "4:20: invalid value \"-1\", expected 0..100000"},
+        {UPS1("retry_budget 20% min_concurrency=100001;"),
+         "4:20: invalid value \"100001\", expected 0..100000"},
+        {UPS1("retry_budget 20% min_concurrency=;"),
+         "4:20: invalid value \"\", expected 0..100000"},
+        {UPS1("retry_budget;"), "4:3: invalid number of arguments in \"retry_budget\" directive"},
+        {UPS1("retry_budget 20% min_concurrency=1 x;"),
+         "4:3: invalid number of arguments in \"retry_budget\" directive"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_health_check(void **state)
 {
     (void)state;
     /* "  health_check " is 15 columns: the first parameter is at 16. */
-    EXPECT_ERR(UPS1("health_check;\n  health_check type=tcp;"), "5:3: duplicate health_check");
-    EXPECT_ERR(UPS1("health_check type=tcp;\n  health_check;"), "5:3: duplicate health_check");
-    EXPECT_ERR(UPS1("health_check type=udp;"),
-               "4:16: invalid type \"udp\", expected http or tcp");
-    EXPECT_ERR(UPS1("health_check type=;"), "4:16: invalid type \"\", expected http or tcp");
-    EXPECT_ERR(UPS1("health_check interval=5ms;"),
-               "4:16: invalid time \"5ms\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("health_check interval=0;"),
-               "4:16: invalid time \"0\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("health_check interval=2d;"),
-               "4:16: invalid time \"2d\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("health_check timeout=fast;"),
-               "4:16: invalid time \"fast\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("health_check rise=0;"), "4:16: invalid value \"0\", expected 1..100");
-    EXPECT_ERR(UPS1("health_check fall=101;"), "4:16: invalid value \"101\", expected 1..100");
-    EXPECT_ERR(UPS1("health_check port=0;"), "4:16: invalid value \"0\", expected 1..65535");
-    EXPECT_ERR(UPS1("health_check port=65536;"),
-               "4:16: invalid value \"65536\", expected 1..65535");
-    EXPECT_ERR(UPS1("health_check method=get;"), "4:16: invalid method \"get\"");
-    EXPECT_ERR(UPS1("health_check method=GET/1;"), "4:16: invalid method \"GET/1\"");
-    EXPECT_ERR(UPS1("health_check uri=health;"),
-               "4:16: invalid uri \"health\": must start with / and have no spaces");
-    EXPECT_ERR(UPS1("health_check \"uri=/a b\";"),
-               "4:16: invalid uri \"/a b\": must start with / and have no spaces");
-    EXPECT_ERR(UPS1("health_check host=;"), "4:16: invalid host \"\"");
-    EXPECT_ERR(UPS1("health_check host=a/b;"), "4:16: invalid host \"a/b\"");
-    EXPECT_ERR(UPS1("health_check body=;"), "4:16: invalid body \"\"");
-    EXPECT_ERR(UPS1("health_check foo=1;"), "4:16: invalid parameter \"foo=1\"");
-    EXPECT_ERR(UPS1("health_check http;"), "4:16: invalid parameter \"http\"");
-    /* The second parameter: "type=tcp " moves it 9 columns. */
-    EXPECT_ERR(UPS1("health_check type=tcp rise=x;"), "4:25: invalid value \"x\", expected 1..100");
-    EXPECT_ERR(UPS1("health_check a b c d e f g h i j k l;"),
-               "4:3: invalid number of arguments in \"health_check\" directive");
-    EXPECT_ERR(SRV("health_check;\n"), "4:1: \"health_check\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {UPS1("health_check;\n  health_check type=tcp;"), "5:3: duplicate health_check"},
+        {UPS1("health_check type=tcp;\n  health_check;"), "5:3: duplicate health_check"},
+        {UPS1("health_check type=udp;"), "4:16: invalid type \"udp\", expected http or tcp"},
+        {UPS1("health_check type=;"), "4:16: invalid type \"\", expected http or tcp"},
+        {UPS1("health_check interval=5ms;"), "4:16: invalid time \"5ms\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("health_check interval=0;"), "4:16: invalid time \"0\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("health_check interval=2d;"), "4:16: invalid time \"2d\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("health_check timeout=fast;"), "4:16: invalid time \"fast\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("health_check rise=0;"), "4:16: invalid value \"0\", expected 1..100"},
+        {UPS1("health_check fall=101;"), "4:16: invalid value \"101\", expected 1..100"},
+        {UPS1("health_check port=0;"), "4:16: invalid value \"0\", expected 1..65535"},
+        {UPS1("health_check port=65536;"), "4:16: invalid value \"65536\", expected 1..65535"},
+        {UPS1("health_check method=get;"), "4:16: invalid method \"get\""},
+        {UPS1("health_check method=GET/1;"), "4:16: invalid method \"GET/1\""},
+        {UPS1("health_check uri=health;"),
+         "4:16: invalid uri \"health\": must start with / and have no spaces"},
+        {UPS1("health_check \"uri=/a b\";"),
+         "4:16: invalid uri \"/a b\": must start with / and have no spaces"},
+        {UPS1("health_check host=;"), "4:16: invalid host \"\""},
+        {UPS1("health_check host=a/b;"), "4:16: invalid host \"a/b\""},
+        {UPS1("health_check body=;"), "4:16: invalid body \"\""},
+        {UPS1("health_check foo=1;"), "4:16: invalid parameter \"foo=1\""},
+        {UPS1("health_check http;"), "4:16: invalid parameter \"http\""},
+        /* The second parameter: "type=tcp " moves it 9 columns. */
+        {UPS1("health_check type=tcp rise=x;"), "4:25: invalid value \"x\", expected 1..100"},
+        {UPS1("health_check a b c d e f g h i j k l;"),
+         "4:3: invalid number of arguments in \"health_check\" directive"},
+        {SRV("health_check;\n"), "4:1: \"health_check\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_health_check_status(void **state)
@@ -540,168 +613,179 @@ static void test_err_health_check_timeout(void **state)
 {
     (void)state;
     /* The timeout that does not fit its interval is pointed at. */
-    EXPECT_ERR(UPS1("health_check interval=1s timeout=2s;"),
-               "4:28: health_check timeout must not exceed its interval");
-    EXPECT_ERR(UPS1("health_check timeout=2s interval=1s;"),
-               "4:16: health_check timeout must not exceed its interval");
-    /* Against the default interval (5 s). */
-    EXPECT_ERR(UPS1("health_check timeout=6s;"),
-               "4:16: health_check timeout must not exceed its interval");
+    static const conf_err_case_t cases[] = {
+        {UPS1("health_check interval=1s timeout=2s;"),
+         "4:28: health_check timeout must not exceed its interval"},
+        {UPS1("health_check timeout=2s interval=1s;"),
+         "4:16: health_check timeout must not exceed its interval"},
+        /* Against the default interval (5 s). */
+        {UPS1("health_check timeout=6s;"),
+         "4:16: health_check timeout must not exceed its interval"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_outlier_detection(void **state)
 {
     (void)state;
     /* "  outlier_detection " is 20 columns: the first parameter is at 21. */
-    EXPECT_ERR(UPS1("outlier_detection;"),
-               "4:3: invalid number of arguments in \"outlier_detection\" directive");
-    EXPECT_ERR(UPS1("outlier_detection a b c d e f g h;"),
-               "4:3: invalid number of arguments in \"outlier_detection\" directive");
-    EXPECT_ERR(UPS1("outlier_detection on;"), "4:21: invalid parameter \"on\"");
-    EXPECT_ERR(UPS1("outlier_detection off window=1s;"), "4:21: invalid parameter \"off\"");
-    EXPECT_ERR(UPS1("outlier_detection consecutive=5;"),
-               "4:21: invalid parameter \"consecutive=5\"");
-    EXPECT_ERR(UPS1("outlier_detection consecutive_failures=-1;"),
-               "4:21: invalid value \"-1\", expected 0..100000");
-    EXPECT_ERR(UPS1("outlier_detection failure_ratio=101%;"),
-               "4:21: invalid value \"101\", expected 0..100");
-    EXPECT_ERR(UPS1("outlier_detection failure_ratio=;"),
-               "4:21: invalid percentage \"\", expected 0..100%");
-    EXPECT_ERR(UPS1("outlier_detection failure_ratio=half;"),
-               "4:21: invalid value \"half\", expected 0..100");
-    EXPECT_ERR(UPS1("outlier_detection min_requests=0;"),
-               "4:21: invalid value \"0\", expected 1..1000000");
-    EXPECT_ERR(UPS1("outlier_detection window=50ms;"),
-               "4:21: invalid time \"50ms\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("outlier_detection ejection_time=5ms;"),
-               "4:21: invalid time \"5ms\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("outlier_detection max_ejection_time=;"),
-               "4:21: invalid time \"\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(UPS1("outlier_detection max_ejected=200%;"),
-               "4:21: invalid value \"200\", expected 0..100");
-    /* A later parameter: "window=1s " moves it 10 columns. */
-    EXPECT_ERR(UPS1("outlier_detection window=1s min_requests=x;"),
-               "4:31: invalid value \"x\", expected 1..1000000");
-    /* max_ejection_time below ejection_time: pointed at max_ejection_time. */
-    EXPECT_ERR(UPS1("outlier_detection ejection_time=30s max_ejection_time=10s;"),
-               "4:39: max_ejection_time must be at least ejection_time");
-    EXPECT_ERR(UPS1("outlier_detection max_ejection_time=10s ejection_time=30s;"),
-               "4:21: max_ejection_time must be at least ejection_time");
-    /* Against the default ejection_time (30 s). */
-    EXPECT_ERR(UPS1("outlier_detection max_ejection_time=10s;"),
-               "4:21: max_ejection_time must be at least ejection_time");
+    static const conf_err_case_t cases[] = {
+        {UPS1("outlier_detection;"),
+         "4:3: invalid number of arguments in \"outlier_detection\" directive"},
+        {UPS1("outlier_detection a b c d e f g h;"),
+         "4:3: invalid number of arguments in \"outlier_detection\" directive"},
+        {UPS1("outlier_detection on;"), "4:21: invalid parameter \"on\""},
+        {UPS1("outlier_detection off window=1s;"), "4:21: invalid parameter \"off\""},
+        {UPS1("outlier_detection consecutive=5;"), "4:21: invalid parameter \"consecutive=5\""},
+        {UPS1("outlier_detection consecutive_failures=-1;"),
+         "4:21: invalid value \"-1\", expected 0..100000"},
+        {UPS1("outlier_detection failure_ratio=101%;"),
+         "4:21: invalid value \"101\", expected 0..100"},
+        {UPS1("outlier_detection failure_ratio=;"),
+         "4:21: invalid percentage \"\", expected 0..100%"},
+        {UPS1("outlier_detection failure_ratio=half;"),
+         "4:21: invalid value \"half\", expected 0..100"},
+        {UPS1("outlier_detection min_requests=0;"),
+         "4:21: invalid value \"0\", expected 1..1000000"},
+        {UPS1("outlier_detection window=50ms;"),
+         "4:21: invalid time \"50ms\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("outlier_detection ejection_time=5ms;"),
+         "4:21: invalid time \"5ms\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("outlier_detection max_ejection_time=;"),
+         "4:21: invalid time \"\" (e.g. 500ms, 5s, 1m)"},
+        {UPS1("outlier_detection max_ejected=200%;"),
+         "4:21: invalid value \"200\", expected 0..100"},
+        /* A later parameter: "window=1s " moves it 10 columns. */
+        {UPS1("outlier_detection window=1s min_requests=x;"),
+         "4:31: invalid value \"x\", expected 1..1000000"},
+        /* max_ejection_time below ejection_time: pointed at max_ejection_time. */
+        {UPS1("outlier_detection ejection_time=30s max_ejection_time=10s;"),
+         "4:39: max_ejection_time must be at least ejection_time"},
+        {UPS1("outlier_detection max_ejection_time=10s ejection_time=30s;"),
+         "4:21: max_ejection_time must be at least ejection_time"},
+        /* Against the default ejection_time (30 s). */
+        {UPS1("outlier_detection max_ejection_time=10s;"),
+         "4:21: max_ejection_time must be at least ejection_time"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_resolver(void **state)
 {
     (void)state;
     /* "resolver " is 9 columns: the first address is at 10. */
-    EXPECT_ERR(HTTP("resolver valid=30s;\n"), "2:1: no resolver address");
-    EXPECT_ERR(HTTP("resolver;\n"), "2:1: invalid number of arguments in \"resolver\" directive");
-    EXPECT_ERR(HTTP("resolver dns.example;\n"),
-               "2:10: invalid resolver address \"dns.example\"");
-    EXPECT_ERR(HTTP("resolver 127.0.0.1 10.0.0.300;\n"),
-               "2:20: invalid resolver address \"10.0.0.300\"");
-    EXPECT_ERR(HTTP("resolver ::1;\n"), "2:10: invalid resolver address \"::1\"");
-    EXPECT_ERR(HTTP("resolver 127.0.0.1:0;\n"), "2:10: invalid resolver address \"127.0.0.1:0\"");
-    EXPECT_ERR(HTTP("resolver 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5;\n"),
-               "2:42: too many resolvers (4 at most)");
-    EXPECT_ERR(HTTP("resolver 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5 valid=5s;\n"),
-               "2:1: invalid number of arguments in \"resolver\" directive");
-    EXPECT_ERR(HTTP("resolver 127.0.0.1 valid=500ms;\n"),
-               "2:20: invalid time \"500ms\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(HTTP("resolver 127.0.0.1 valid=;\n"),
-               "2:20: invalid time \"\" (e.g. 500ms, 5s, 1m)");
-    EXPECT_ERR(HTTP("resolver 127.0.0.1 ttl=5s;\n"), "2:20: invalid resolver address \"ttl=5s\"");
-    EXPECT_ERR(UPS1("resolver 127.0.0.1;"), "4:3: \"resolver\" directive is not allowed here");
-    EXPECT_ERR(SRV("resolver 127.0.0.1;\n"), "4:1: \"resolver\" directive is not allowed here");
-    EXPECT_ERR(HTTP("resolver_timeout 5ms;\n"),
-               "2:18: value \"5ms\" in \"resolver_timeout\" directive is out of range [10ms, 1m]");
-    EXPECT_ERR(HTTP("resolver_timeout 2m;\n"),
-               "2:18: value \"2m\" in \"resolver_timeout\" directive is out of range [10ms, 1m]");
-    EXPECT_ERR(HTTP("resolver_timeout x;\n"),
-               "2:18: invalid value \"x\" in \"resolver_timeout\" directive, expected a time like "
-               "250ms, 30s, 5m, 1h, 1d");
-    EXPECT_ERR(HTTP("upstream_state_file a b;\n"),
-               "2:1: invalid number of arguments in \"upstream_state_file\" directive");
-    EXPECT_ERR(UPS1("upstream_state_file s.json;"),
-               "4:3: \"upstream_state_file\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {HTTP("resolver valid=30s;\n"), "2:1: no resolver address"},
+        {HTTP("resolver;\n"), "2:1: invalid number of arguments in \"resolver\" directive"},
+        {HTTP("resolver dns.example;\n"), "2:10: invalid resolver address \"dns.example\""},
+        {HTTP("resolver 127.0.0.1 10.0.0.300;\n"), "2:20: invalid resolver address \"10.0.0.300\""},
+        {HTTP("resolver ::1;\n"), "2:10: invalid resolver address \"::1\""},
+        {HTTP("resolver 127.0.0.1:0;\n"), "2:10: invalid resolver address \"127.0.0.1:0\""},
+        {HTTP("resolver 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5;\n"),
+         "2:42: too many resolvers (4 at most)"},
+        {HTTP("resolver 1.1.1.1 2.2.2.2 3.3.3.3 4.4.4.4 5.5.5.5 valid=5s;\n"),
+         "2:1: invalid number of arguments in \"resolver\" directive"},
+        {HTTP("resolver 127.0.0.1 valid=500ms;\n"),
+         "2:20: invalid time \"500ms\" (e.g. 500ms, 5s, 1m)"},
+        {HTTP("resolver 127.0.0.1 valid=;\n"), "2:20: invalid time \"\" (e.g. 500ms, 5s, 1m)"},
+        {HTTP("resolver 127.0.0.1 ttl=5s;\n"), "2:20: invalid resolver address \"ttl=5s\""},
+        {UPS1("resolver 127.0.0.1;"), "4:3: \"resolver\" directive is not allowed here"},
+        {SRV("resolver 127.0.0.1;\n"), "4:1: \"resolver\" directive is not allowed here"},
+        {HTTP("resolver_timeout 5ms;\n"),
+         "2:18: value \"5ms\" in \"resolver_timeout\" directive is out of range [10ms, 1m]"},
+        {HTTP("resolver_timeout 2m;\n"),
+         "2:18: value \"2m\" in \"resolver_timeout\" directive is out of range [10ms, 1m]"},
+        {HTTP("resolver_timeout x;\n"),
+         "2:18: invalid value \"x\" in \"resolver_timeout\" directive, expected a time like "
+         "250ms, 30s, 5m, 1h, 1d"},
+        {HTTP("upstream_state_file a b;\n"),
+         "2:1: invalid number of arguments in \"upstream_state_file\" directive"},
+        {UPS1("upstream_state_file s.json;"),
+         "4:3: \"upstream_state_file\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_next_upstream(void **state)
 {
     (void)state;
     /* "proxy_next_upstream " is 20 columns: the first word is at 21. */
-    EXPECT_ERR(LOC("proxy_next_upstream error http_404;\n"),
-               "5:27: invalid value \"http_404\", expected off, error, timeout, http_500, "
-               "http_502, http_503, http_504, http_429 or non_idempotent");
-    EXPECT_ERR(LOC("proxy_next_upstream Error;\n"),
-               "5:21: invalid value \"Error\", expected off, error, timeout, http_500, "
-               "http_502, http_503, http_504, http_429 or non_idempotent");
-    /* "off" only alone. */
-    EXPECT_ERR(LOC("proxy_next_upstream off error;\n"),
-               "5:21: invalid value \"off\", expected off, error, timeout, http_500, "
-               "http_502, http_503, http_504, http_429 or non_idempotent");
-    EXPECT_ERR(HTTP("proxy_next_upstream timeout invalid_header;\n"),
-               "2:29: invalid value \"invalid_header\", expected off, error, timeout, "
-               "http_500, http_502, http_503, http_504, http_429 or non_idempotent");
-    EXPECT_ERR(LOC("proxy_next_upstream;\n"),
-               "5:1: invalid number of arguments in \"proxy_next_upstream\" directive");
-    EXPECT_ERR(LOC("proxy_next_upstream error timeout http_500 http_502 http_503 http_504 "
-                   "http_429 non_idempotent error;\n"),
-               "5:1: invalid number of arguments in \"proxy_next_upstream\" directive");
-    /* "proxy_next_upstream_tries " is 26 columns. */
-    EXPECT_ERR(LOC("proxy_next_upstream_tries 101;\n"),
-               "5:27: value \"101\" in \"proxy_next_upstream_tries\" directive is out of range "
-               "[0, 100]");
-    EXPECT_ERR(LOC("proxy_next_upstream_tries -1;\n"),
-               "5:27: value \"-1\" in \"proxy_next_upstream_tries\" directive is out of range "
-               "[0, 100]");
-    EXPECT_ERR(LOC("proxy_next_upstream_tries three;\n"),
-               "5:27: invalid value \"three\" in \"proxy_next_upstream_tries\" directive, "
-               "expected an integer");
-    /* "proxy_next_upstream_timeout " is 28 columns. */
-    EXPECT_ERR(LOC("proxy_next_upstream_timeout 2d;\n"),
-               "5:29: value \"2d\" in \"proxy_next_upstream_timeout\" directive is out of range "
-               "[0, 1d]");
-    EXPECT_ERR(LOC("proxy_next_upstream_timeout x;\n"),
-               "5:29: invalid value \"x\" in \"proxy_next_upstream_timeout\" directive, expected "
-               "a time like 250ms, 30s, 5m, 1h, 1d");
-    /* "proxy_try_timeout " is 18 columns. */
-    EXPECT_ERR(LOC("proxy_try_timeout x;\n"),
-               "5:19: invalid value \"x\" in \"proxy_try_timeout\" directive, expected a time "
-               "like 250ms, 30s, 5m, 1h, 1d");
-    EXPECT_ERR(LOC("proxy_try_timeout 25h;\n"),
-               "5:19: value \"25h\" in \"proxy_try_timeout\" directive is out of range [0, 1d]");
-    EXPECT_ERR(LOC("proxy_try_timeout 1s 2s;\n"),
-               "5:1: invalid number of arguments in \"proxy_try_timeout\" directive");
-    /* Location settings, not upstream or main ones. */
-    EXPECT_ERR(UPS1("proxy_next_upstream error;"),
-               "4:3: \"proxy_next_upstream\" directive is not allowed here");
-    EXPECT_ERR("proxy_next_upstream_tries 2;\n",
-               "1:1: \"proxy_next_upstream_tries\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {LOC("proxy_next_upstream error http_404;\n"),
+         "5:27: invalid value \"http_404\", expected off, error, timeout, http_500, "
+         "http_502, http_503, http_504, http_429 or non_idempotent"},
+        {LOC("proxy_next_upstream Error;\n"),
+         "5:21: invalid value \"Error\", expected off, error, timeout, http_500, "
+         "http_502, http_503, http_504, http_429 or non_idempotent"},
+        /* "off" only alone. */
+        {LOC("proxy_next_upstream off error;\n"),
+         "5:21: invalid value \"off\", expected off, error, timeout, http_500, "
+         "http_502, http_503, http_504, http_429 or non_idempotent"},
+        {HTTP("proxy_next_upstream timeout invalid_header;\n"),
+         "2:29: invalid value \"invalid_header\", expected off, error, timeout, "
+         "http_500, http_502, http_503, http_504, http_429 or non_idempotent"},
+        {LOC("proxy_next_upstream;\n"),
+         "5:1: invalid number of arguments in \"proxy_next_upstream\" directive"},
+        {LOC("proxy_next_upstream error timeout http_500 http_502 http_503 http_504 "
+             "http_429 non_idempotent error;\n"),
+         "5:1: invalid number of arguments in \"proxy_next_upstream\" directive"},
+        /* "proxy_next_upstream_tries " is 26 columns. */
+        {LOC("proxy_next_upstream_tries 101;\n"),
+         "5:27: value \"101\" in \"proxy_next_upstream_tries\" directive is out of range "
+         "[0, 100]"},
+        {LOC("proxy_next_upstream_tries -1;\n"),
+         "5:27: value \"-1\" in \"proxy_next_upstream_tries\" directive is out of range "
+         "[0, 100]"},
+        {LOC("proxy_next_upstream_tries three;\n"),
+         "5:27: invalid value \"three\" in \"proxy_next_upstream_tries\" directive, "
+         "expected an integer"},
+        /* "proxy_next_upstream_timeout " is 28 columns. */
+        {LOC("proxy_next_upstream_timeout 2d;\n"),
+         "5:29: value \"2d\" in \"proxy_next_upstream_timeout\" directive is out of range "
+         "[0, 1d]"},
+        {LOC("proxy_next_upstream_timeout x;\n"),
+         "5:29: invalid value \"x\" in \"proxy_next_upstream_timeout\" directive, expected "
+         "a time like 250ms, 30s, 5m, 1h, 1d"},
+        /* "proxy_try_timeout " is 18 columns. */
+        {LOC("proxy_try_timeout x;\n"),
+         "5:19: invalid value \"x\" in \"proxy_try_timeout\" directive, expected a time "
+         "like 250ms, 30s, 5m, 1h, 1d"},
+        {LOC("proxy_try_timeout 25h;\n"),
+         "5:19: value \"25h\" in \"proxy_try_timeout\" directive is out of range [0, 1d]"},
+        {LOC("proxy_try_timeout 1s 2s;\n"),
+         "5:1: invalid number of arguments in \"proxy_try_timeout\" directive"},
+        /* Location settings, not upstream or main ones. */
+        {UPS1("proxy_next_upstream error;"),
+         "4:3: \"proxy_next_upstream\" directive is not allowed here"},
+        {"proxy_next_upstream_tries 2;\n",
+         "1:1: \"proxy_next_upstream_tries\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 static void test_err_admin_token(void **state)
 {
     (void)state;
     /* "admin_token " is 12 columns. */
-    EXPECT_ERR("admin_token 0123456789abcde;\n",
-               "1:13: admin_token is too short: use 16 characters or more");
-    EXPECT_ERR("workers 1;\nadmin_token short;\n",
-               "2:13: admin_token is too short: use 16 characters or more");
-    EXPECT_ERR("admin_token \"\";\n", "1:13: admin_token is too short: use 16 characters or more");
-    EXPECT_ERR("admin_token \"0123456789 abcdefgh\";\n",
-               "1:13: admin_token must be printable ASCII without spaces");
-    EXPECT_ERR("admin_token \"0123456789\tabcdefgh\";\n",
-               "1:13: admin_token must be printable ASCII without spaces");
-    EXPECT_ERR("admin_token 0123456789abcdef\xc3\xa9;\n",
-               "1:13: admin_token must be printable ASCII without spaces");
-    EXPECT_ERR("admin_token;\n", "1:1: invalid number of arguments in \"admin_token\" directive");
-    EXPECT_ERR("admin_token 0123456789abcdef 0123456789abcdef;\n",
-               "1:1: invalid number of arguments in \"admin_token\" directive");
-    EXPECT_ERR(HTTP("admin_token 0123456789abcdef;\n"),
-               "2:1: \"admin_token\" directive is not allowed here");
+    static const conf_err_case_t cases[] = {
+        {"admin_token 0123456789abcde;\n",
+         "1:13: admin_token is too short: use 16 characters or more"},
+        {"workers 1;\nadmin_token short;\n",
+         "2:13: admin_token is too short: use 16 characters or more"},
+        {"admin_token \"\";\n", "1:13: admin_token is too short: use 16 characters or more"},
+        {"admin_token \"0123456789 abcdefgh\";\n",
+         "1:13: admin_token must be printable ASCII without spaces"},
+        {"admin_token \"0123456789\tabcdefgh\";\n",
+         "1:13: admin_token must be printable ASCII without spaces"},
+        {"admin_token 0123456789abcdef\xc3\xa9;\n",
+         "1:13: admin_token must be printable ASCII without spaces"},
+        {"admin_token;\n", "1:1: invalid number of arguments in \"admin_token\" directive"},
+        {"admin_token 0123456789abcdef 0123456789abcdef;\n",
+         "1:1: invalid number of arguments in \"admin_token\" directive"},
+        {HTTP("admin_token 0123456789abcdef;\n"),
+         "2:1: \"admin_token\" directive is not allowed here"},
+    };
+    EXPECT_ERRS(cases);
 }
 
 /* ------------------------------------------------------------------ */
@@ -753,9 +837,7 @@ static void test_groups(void **state)
     assert_string_equal(b->file, conf_file);
     assert_int_equal(b->line, 20);
     assert_int_equal(b->nservers, 4);
-    assert_int_equal(b->keepalive, 0);
-    assert_int_equal(b->keepalive_timeout, 30000);
-    assert_int_equal(b->keepalive_requests, 50);
+    assert_keepalive(b, 0, 30000, 50);
     static const struct {
         const char *spec, *addr;
         int weight;
@@ -789,10 +871,7 @@ static void test_groups(void **state)
     assert_int_equal(o->servers[0].port, 80);
     assert_int_equal(o->servers[0].weight, 1);
     assert_int_equal(o->servers[0].pp, PP_NONE);
-    /* Defaults. */
-    assert_int_equal(o->keepalive, 32);
-    assert_int_equal(o->keepalive_timeout, 60000);
-    assert_int_equal(o->keepalive_requests, 1000);
+    assert_keepalive(o, 32, 60000, 1000); /* the defaults */
     assert_int_equal(o->line, 29);
 
     /* Implicit groups, one per address, made in proxy_pass order. */
@@ -999,20 +1078,16 @@ static void test_regress_many_servers_memory(void **state)
     pt_snapshot_unref(s);
 }
 
-static void test_group_defaults(void **state)
+/* Every group setting at its default: what an upstream block with only
+ * servers in it, or an implicit group, has. */
+static void assert_group_defaults(const ups_group_t *g)
 {
-    (void)state;
-    pt_snapshot_t *s = LOAD_OK(UPS("  server 127.0.0.1:1;\n"));
-    const ups_conf_t *uc = ups_conf(s);
-    const ups_group_t *g = only_group(s);
     assert_int_equal(g->lb, UPS_LB_P2C_EWMA);
     assert_false(g->lb_set);
     assert_int_equal(g->hash_key.nparts, 0);
     assert_int_equal(g->hash_balance_pct, 0);
     assert_int_equal(g->slow_start_ms, 0);
-    assert_int_equal(g->keepalive, 32);
-    assert_int_equal(g->keepalive_timeout, 60000);
-    assert_int_equal(g->keepalive_requests, 1000);
+    assert_keepalive(g, 32, 60000, 1000);
     /* Circuit breaking. */
     assert_int_equal(g->max_connections, 0);
     assert_int_equal(g->max_requests, 0);
@@ -1022,27 +1097,17 @@ static void test_group_defaults(void **state)
     assert_int_equal(g->retry_budget_pct, 20);
     assert_int_equal(g->retry_min_concurrency, 3);
     /* No active health checks; their parameters still have defaults. */
-    assert_int_equal(g->hc.type, UPS_HC_OFF);
-    assert_int_equal(g->hc.interval_ms, 5000);
-    assert_int_equal(g->hc.timeout_ms, 2000);
-    assert_int_equal(g->hc.rise, 2);
-    assert_int_equal(g->hc.fall, 3);
-    assert_int_equal(g->hc.port, 0);
-    assert_string_equal(g->hc.method, "GET");
-    assert_string_equal(g->hc.uri, "/");
-    assert_null(g->hc.host);
-    assert_int_equal(g->hc.status_lo, 200);
-    assert_int_equal(g->hc.status_hi, 399);
-    assert_null(g->hc.body);
-    /* Outlier detection on: 5 / off / 20 / 10s / 30s / 300s / 50%. */
-    assert_true(g->outlier.enabled);
-    assert_int_equal(g->outlier.consecutive_failures, 5);
-    assert_int_equal(g->outlier.failure_ratio_pct, 0);
-    assert_int_equal(g->outlier.min_requests, 20);
-    assert_int_equal(g->outlier.window_ms, 10000);
-    assert_int_equal(g->outlier.base_ejection_ms, 30000);
-    assert_int_equal(g->outlier.max_ejection_ms, 300000);
-    assert_int_equal(g->outlier.max_ejected_pct, 50);
+    assert_hc(&g->hc, hc_defaults(UPS_HC_OFF));
+    assert_outlier(&g->outlier, outlier_defaults());
+}
+
+static void test_group_defaults(void **state)
+{
+    (void)state;
+    pt_snapshot_t *s = LOAD_OK(UPS("  server 127.0.0.1:1;\n"));
+    const ups_conf_t *uc = ups_conf(s);
+    assert_false(only_group(s)->implicit);
+    assert_group_defaults(only_group(s));
     /* http level. */
     assert_null(uc->state_file);
     assert_int_equal(uc->nresolvers, 0);
@@ -1052,17 +1117,8 @@ static void test_group_defaults(void **state)
 
     /* Implicit groups get the same defaults. */
     s = LOAD_OK(LOC("proxy_pass http://127.0.0.1:9;\n"));
-    g = only_group(s);
-    assert_true(g->implicit);
-    assert_int_equal(g->lb, UPS_LB_P2C_EWMA);
-    assert_int_equal(g->max_pending, 1024);
-    assert_int_equal(g->pending_timeout_ms, 5000);
-    assert_int_equal(g->retry_budget_pct, 20);
-    assert_int_equal(g->retry_min_concurrency, 3);
-    assert_int_equal(g->hc.type, UPS_HC_OFF);
-    assert_true(g->outlier.enabled);
-    assert_int_equal(g->outlier.consecutive_failures, 5);
-    assert_int_equal(g->outlier.max_ejected_pct, 50);
+    assert_true(only_group(s)->implicit);
+    assert_group_defaults(only_group(s));
     pt_snapshot_unref(s);
 }
 
@@ -1166,48 +1222,28 @@ static void test_health_check(void **state)
     (void)state;
     /* Without parameters: an HTTP check with the defaults. */
     pt_snapshot_t *s = LOAD_OK(UPS1("health_check;"));
-    const ups_group_t *g = only_group(s);
-    assert_int_equal(g->hc.type, UPS_HC_HTTP);
-    assert_int_equal(g->hc.interval_ms, 5000);
-    assert_int_equal(g->hc.timeout_ms, 2000);
-    assert_int_equal(g->hc.rise, 2);
-    assert_int_equal(g->hc.fall, 3);
-    assert_int_equal(g->hc.port, 0);
-    assert_string_equal(g->hc.method, "GET");
-    assert_string_equal(g->hc.uri, "/");
-    assert_null(g->hc.host);
-    assert_int_equal(g->hc.status_lo, 200);
-    assert_int_equal(g->hc.status_hi, 399);
-    assert_null(g->hc.body);
+    assert_hc(&only_group(s)->hc, hc_defaults(UPS_HC_HTTP));
     pt_snapshot_unref(s);
 
     s = LOAD_OK(UPS1("health_check type=http interval=10s timeout=10s rise=1 fall=100 "
                      "port=8081 method=HEAD uri=/healthz?full=1 host=app.internal "
                      "status=204 \"body=all good\";"));
-    g = only_group(s);
-    assert_int_equal(g->hc.type, UPS_HC_HTTP);
-    assert_int_equal(g->hc.interval_ms, 10000);
-    assert_int_equal(g->hc.timeout_ms, 10000);
-    assert_int_equal(g->hc.rise, 1);
-    assert_int_equal(g->hc.fall, 100);
-    assert_int_equal(g->hc.port, 8081);
-    assert_string_equal(g->hc.method, "HEAD");
-    assert_string_equal(g->hc.uri, "/healthz?full=1");
-    assert_string_equal(g->hc.host, "app.internal");
-    assert_int_equal(g->hc.status_lo, 204);
-    assert_int_equal(g->hc.status_hi, 204);
-    assert_string_equal(g->hc.body, "all good");
+    assert_hc(&only_group(s)->hc,
+              (ups_hc_conf_t){.type = UPS_HC_HTTP, .interval_ms = 10000, .timeout_ms = 10000,
+                              .rise = 1, .fall = 100, .port = 8081, .method = "HEAD",
+                              .uri = "/healthz?full=1", .host = "app.internal", .status_lo = 204,
+                              .status_hi = 204, .body = "all good"});
     pt_snapshot_unref(s);
 
     s = LOAD_OK(UPS1("health_check type=tcp interval=100ms timeout=10ms port=65535 "
                      "status=100-599;"));
-    g = only_group(s);
-    assert_int_equal(g->hc.type, UPS_HC_TCP);
-    assert_int_equal(g->hc.interval_ms, 100);
-    assert_int_equal(g->hc.timeout_ms, 10);
-    assert_int_equal(g->hc.port, 65535);
-    assert_int_equal(g->hc.status_lo, 100);
-    assert_int_equal(g->hc.status_hi, 599);
+    ups_hc_conf_t tcp = hc_defaults(UPS_HC_TCP);
+    tcp.interval_ms = 100;
+    tcp.timeout_ms = 10;
+    tcp.port = 65535;
+    tcp.status_lo = 100;
+    tcp.status_hi = 599;
+    assert_hc(&only_group(s)->hc, tcp);
     pt_snapshot_unref(s);
 
     s = LOAD_OK(UPS1("health_check status=200-299;"));
@@ -1265,28 +1301,18 @@ static void test_outlier_detection(void **state)
     s = LOAD_OK(UPS1("outlier_detection consecutive_failures=0 failure_ratio=25% "
                      "min_requests=100 window=30s ejection_time=5s max_ejection_time=1m "
                      "max_ejected=100%;"));
-    const ups_outlier_conf_t *o = &only_group(s)->outlier;
-    assert_true(o->enabled);
-    assert_int_equal(o->consecutive_failures, 0);
-    assert_int_equal(o->failure_ratio_pct, 25);
-    assert_int_equal(o->min_requests, 100);
-    assert_int_equal(o->window_ms, 30000);
-    assert_int_equal(o->base_ejection_ms, 5000);
-    assert_int_equal(o->max_ejection_ms, 60000);
-    assert_int_equal(o->max_ejected_pct, 100);
+    assert_outlier(&only_group(s)->outlier,
+                   (ups_outlier_conf_t){.enabled = true, .consecutive_failures = 0,
+                                        .failure_ratio_pct = 25, .min_requests = 100,
+                                        .window_ms = 30000, .base_ejection_ms = 5000,
+                                        .max_ejection_ms = 60000, .max_ejected_pct = 100});
     pt_snapshot_unref(s);
 
     /* Unset parameters keep their defaults; "off" then on again. */
     s = LOAD_OK(UPS1("outlier_detection off;\n  outlier_detection failure_ratio=50;"));
-    o = &only_group(s)->outlier;
-    assert_true(o->enabled);
-    assert_int_equal(o->consecutive_failures, 5);
-    assert_int_equal(o->failure_ratio_pct, 50);
-    assert_int_equal(o->min_requests, 20);
-    assert_int_equal(o->window_ms, 10000);
-    assert_int_equal(o->base_ejection_ms, 30000);
-    assert_int_equal(o->max_ejection_ms, 300000);
-    assert_int_equal(o->max_ejected_pct, 50);
+    ups_outlier_conf_t ratio = outlier_defaults();
+    ratio.failure_ratio_pct = 50;
+    assert_outlier(&only_group(s)->outlier, ratio);
     pt_snapshot_unref(s);
 
     /* Equal bounds are fine. */

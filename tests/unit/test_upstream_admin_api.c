@@ -9,21 +9,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin_fixture.h"
+#include "test_util.h"
 #include "upstream/upstream_int.h"
 
 #define APP_A "127.0.0.1:8081"
@@ -33,10 +28,7 @@
 #define API_A "127.0.0.1:9000"
 
 typedef struct fixture {
-    pt_loop_t *loop;
-    pt_admin_t *admin;
-    pthread_t thread;
-    uint16_t port;
+    admin_server_t srv;
     pt_control_t ctl;
     ups_rt_t *rt;
     pt_snapshot_t *snap; /* only mod[PT_MOD_UPSTREAM] is used: the state file */
@@ -103,72 +95,30 @@ static ups_peer_t *peer(const fixture_t *f, ups_gstate_t *gs, const char *name)
     return m->peer;
 }
 
-/* ---- server on a loop thread ---- */
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    socklen_t len = sizeof(sin);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-static void *run_loop(void *arg)
-{
-    pt_loop_run(arg);
-    return NULL;
-}
-
-static void stop_task(void *arg)
-{
-    pt_loop_stop(arg);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    f->loop = pt_loop_create();
-    assert_non_null(f->loop);
-    f->admin = pt_admin_create(NULL);
-    assert_non_null(f->admin);
-    f->ctl = (pt_control_t){.loop = f->loop, .admin = f->admin};
+    admin_server_init(&f->srv);
+    f->srv.admin = pt_admin_create(NULL);
+    assert_non_null(f->srv.admin);
+    f->ctl = (pt_control_t){.loop = f->srv.loop, .admin = f->srv.admin};
     build_runtime(f);
     assert_int_equal(ups_admin_register(f->rt), 0);
     assert_int_equal(ups_admin_register(f->rt), -EEXIST);
-
-    char addr[32];
-    f->port = free_port();
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", f->port);
-    assert_int_equal(pt_admin_start(f->admin, f->loop, addr), 0);
-    assert_int_equal(pthread_create(&f->thread, NULL, run_loop, f->loop), 0);
+    admin_server_start(&f->srv);
     *state = f;
     return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    pt_unused(st);
-    pt_unused(flag);
-    pt_unused(ftw);
-    return remove(path);
 }
 
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(pt_loop_post(f->loop, stop_task, f->loop), 0);
-    assert_int_equal(pthread_join(f->thread, NULL), 0);
-    pt_admin_destroy(f->admin);
-    pt_loop_destroy(f->loop);
+    admin_server_stop(&f->srv);
     f->rt->live = NULL; /* ours, not a real snapshot */
     ups_rt_destroy(f->rt);
     free(f->snap);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    remove_tree(f->dir);
     free(f);
     return 0;
 }
@@ -176,54 +126,11 @@ static int teardown(void **state)
 /* ---- client ---- */
 
 typedef struct reply {
+    admin_reply_t http;
     int status;
-    char *raw;
-    const char *body;
+    const char *raw;
     json_t *json; /* the body parsed */
 } reply_t;
-
-static int connect_admin(const fixture_t *f)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons(f->port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    return fd;
-}
-
-static void send_all(int fd, const char *s, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        s += n;
-        len -= (size_t)n;
-    }
-}
-
-static char *read_all(int fd)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    assert_non_null(buf);
-    for (;;) {
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            assert_non_null(buf);
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        assert_true(n >= 0);
-        if (n == 0) break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    return buf;
-}
 
 /* Sends one request (body may be NULL) and parses the JSON answer. */
 static void call(const fixture_t *f, const char *method, const char *target, const char *body,
@@ -233,17 +140,12 @@ static void call(const fixture_t *f, const char *method, const char *target, con
     int n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n%s", method,
                      target, body ? strlen(body) : 0, body ? body : "");
     assert_true(n > 0);
-    int fd = connect_admin(f);
-    send_all(fd, req, (size_t)n);
+    request_n(&f->srv, req, (size_t)n, &r->http);
     free(req);
-    r->raw = read_all(fd);
-    close(fd);
-    assert_int_equal(sscanf(r->raw, "HTTP/1.1 %d ", &r->status), 1);
-    char *end = strstr(r->raw, "\r\n\r\n");
-    assert_non_null(end);
-    r->body = end + 4;
+    r->status = r->http.status;
+    r->raw = r->http.raw;
     json_error_t err;
-    r->json = json_loads(r->body, 0, &err);
+    r->json = json_loadb(r->http.body, r->http.body_len, 0, &err);
     if (r->json == NULL) fprintf(stderr, "not JSON: %s\n", r->raw);
     assert_non_null(r->json);
     assert_non_null(strstr(r->raw, "\r\nContent-Type: application/json\r\n"));
@@ -252,7 +154,7 @@ static void call(const fixture_t *f, const char *method, const char *target, con
 static void reply_free(reply_t *r)
 {
     json_decref(r->json);
-    free(r->raw);
+    free(r->http.raw);
 }
 
 /* An error answer: the status and {"error":"...<part>..."}. */
@@ -633,14 +535,14 @@ static void test_register_without_admin(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_states, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_get_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_enable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_weight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_weight_bad, setup, teardown),
+        FIXTURE_TEST(test_list),
+        FIXTURE_TEST(test_server_states),
+        FIXTURE_TEST(test_get_one),
+        FIXTURE_TEST(test_not_found),
+        FIXTURE_TEST(test_bad_requests),
+        FIXTURE_TEST(test_drain_enable),
+        FIXTURE_TEST(test_weight),
+        FIXTURE_TEST(test_weight_bad),
         cmocka_unit_test(test_register_without_admin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,6 @@
  * freezes the prober at a known point, e.g. before a settings change.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_util.h"
 #include "upstream/upstream_int.h"
 
 #define INTERVAL_MS 40
@@ -230,16 +230,6 @@ typedef struct fx {
     char log_path[64];
 } fx_t;
 
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
 static ups_peer_t *peer_new(const pt_addr_t *a)
 {
     ups_peer_t *p = calloc(1, sizeof(*p));
@@ -301,7 +291,7 @@ static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    fx->fds_before = fd_count();
+    fx->fds_before = count_fds();
     fx->loop = pt_loop_create();
     assert_non_null(fx->loop);
     fx->ctl.loop = fx->loop;
@@ -340,7 +330,7 @@ static int teardown(void **state)
         ups_peer_unref(fx->peers[i]);
     }
     if (fx->log_path[0]) unlink(fx->log_path);
-    assert_int_equal(fd_count(), fx->fds_before); /* no socket left open */
+    assert_int_equal(count_fds(), fx->fds_before); /* no socket left open */
     free(fx);
     return 0;
 }
@@ -354,9 +344,9 @@ static void log_capture(fx_t *fx)
     assert_true(fd >= 0);
     close(fd);
     /* The error log keeps a descriptor of its own once it opened a file. */
-    int fds = fd_count();
+    int fds = count_fds();
     assert_int_equal(pt_log_open(fx->log_path, PT_LOG_NOTICE), 0);
-    fx->fds_before += fd_count() - fds;
+    fx->fds_before += count_fds() - fds;
 }
 
 /* Asserts the captured log has a line ending in "] " + text. */
@@ -473,6 +463,17 @@ static void assert_snaps(const responder_t *r, size_t n, const uint64_t *failure
     }
 }
 
+/* Starts the probers, waits for the n = strlen(down) connections of the
+ * script and checks their snapshots (see assert_snaps). */
+static void probe_and_check(fx_t *fx, const uint64_t *failures, const char *down,
+                            const int *status)
+{
+    size_t n = strlen(down);
+    ups_health_sync(fx->h);
+    wait_conns(fx, (int)n, 0);
+    assert_snaps(&fx->srv, n, failures, down, status);
+}
+
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 /* ------------------------------------------------------------------ */
@@ -511,13 +512,9 @@ static void test_fall_then_rise(void **state)
 #define E503 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
     SCRIPT(&fx->srv, OK_200, OK_200, E503, E503, E503, E503, OK_200, OK_200, OK_200, HOLD);
 #undef E503
-    ups_health_sync(fx->h);
-    wait_conns(fx, 10, 0);
-    /* After k probes:           0  1  2  3  4  5  6  7  8  9 */
-    const uint64_t failures[] = {0, 0, 0, 1, 2, 3, 4, 4, 4, 4};
-    const char *down = "uuuuuDDDuu";
-    const int status[] = {-1, 200, 200, 503, 503, 503, 503, 200, 200, 200};
-    assert_snaps(&fx->srv, 10, failures, down, status);
+    /* After k probes:                     0  1  2  3  4  5  6  7  8  9 */
+    probe_and_check(fx, (const uint64_t[]){0, 0, 0, 1, 2, 3, 4, 4, 4, 4}, "uuuuuDDDuu",
+                    (const int[]){-1, 200, 200, 503, 503, 503, 503, 200, 200, 200});
     /* Slow start begins when it comes back up (probe 8), not before. */
     assert_int_equal(fx->srv.snaps[7].up_since, 0);
     assert_true(fx->srv.snaps[8].up_since > 0);
@@ -577,13 +574,9 @@ static void test_http_status_range(void **state)
            "HTTP/1.1 200 OK\r\nX: \x01\r\n\r\n",                            /* 7 fail: bad head */
            OK_200,                                                          /* 8 pass */
            HOLD);
-    ups_health_sync(fx->h);
-    wait_conns(fx, 10, 0);
-    /* After k probes:           0  1  2  3  4  5  6  7  8  9 */
-    const uint64_t failures[] = {0, 0, 1, 1, 2, 2, 3, 4, 5, 5};
-    const char *down = "uuDuDuDDDu";
-    const int status[] = {-1, 200, 503, 399, 404, 200, -1, -1, -1, 200};
-    assert_snaps(&fx->srv, 10, failures, down, status);
+    /* After k probes:                     0  1  2  3  4  5  6  7  8  9 */
+    probe_and_check(fx, (const uint64_t[]){0, 0, 1, 1, 2, 2, 3, 4, 5, 5}, "uuDuDuDDDu",
+                    (const int[]){-1, 200, 503, 399, 404, 200, -1, -1, -1, 200});
 }
 
 static void test_status_range_update(void **state)
@@ -681,13 +674,9 @@ static void test_http_body_match(void **state)
            /* 8 pass: 302 with the text is fine (status in 200-399) */
            "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 5\r\n\r\nhello",
            HOLD);
-    ups_health_sync(fx->h);
-    wait_conns(fx, 10, 0);
-    /* After k probes:           0  1  2  3  4  5  6  7  8  9 */
-    const uint64_t failures[] = {0, 0, 1, 1, 2, 2, 3, 4, 5, 5};
-    const char *down = "uuDuDuDDDu";
-    const int status[] = {-1, 200, 200, 200, 200, 200, 500, 204, 200, 302};
-    assert_snaps(&fx->srv, 10, failures, down, status);
+    /* After k probes:                     0  1  2  3  4  5  6  7  8  9 */
+    probe_and_check(fx, (const uint64_t[]){0, 0, 1, 1, 2, 2, 3, 4, 5, 5}, "uuDuDuDDDu",
+                    (const int[]){-1, 200, 200, 200, 200, 200, 500, 204, 200, 302});
 }
 
 static void test_http_body_cap(void **state)
@@ -917,21 +906,21 @@ int main(void)
 {
     pt_log_open("stderr", PT_LOG_ERROR); /* transitions are logged at warn: quiet */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_first_probe_runs_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fall_then_rise, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tcp_connect_and_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_status_range, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_range_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_method_uri_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_body_match, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_body_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_when_never_answered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_settings_update_keeps_counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_adds_and_removes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checks_off_clears_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_with_probes_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_groups_and_peers, setup, teardown),
+        FIXTURE_TEST(test_first_probe_runs_at_once),
+        FIXTURE_TEST(test_fall_then_rise),
+        FIXTURE_TEST(test_tcp_connect_and_refused),
+        FIXTURE_TEST(test_http_status_range),
+        FIXTURE_TEST(test_status_range_update),
+        FIXTURE_TEST(test_http_method_uri_host),
+        FIXTURE_TEST(test_http_body_match),
+        FIXTURE_TEST(test_http_body_cap),
+        FIXTURE_TEST(test_timeout_when_never_answered),
+        FIXTURE_TEST(test_connect_refused),
+        FIXTURE_TEST(test_settings_update_keeps_counters),
+        FIXTURE_TEST(test_sync_adds_and_removes),
+        FIXTURE_TEST(test_checks_off_clears_down),
+        FIXTURE_TEST(test_destroy_with_probes_in_flight),
+        FIXTURE_TEST(test_many_groups_and_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "test_util.h"
 #include "upstream/upstream_int.h"
 
 typedef struct fixture {
@@ -26,14 +26,6 @@ typedef struct fixture {
     char path[128];
     ups_rt_t *rt;
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    pt_unused(st);
-    pt_unused(flag);
-    pt_unused(ftw);
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -52,7 +44,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     ups_rt_destroy(f->rt);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    remove_tree(f->dir);
     free(f);
     return 0;
 }
@@ -316,13 +308,13 @@ static void test_load_unreadable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_replaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_replaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_unreadable, setup, teardown),
+        FIXTURE_TEST(test_round_trip),
+        FIXTURE_TEST(test_save_replaces),
+        FIXTURE_TEST(test_save_errors),
+        FIXTURE_TEST(test_load_missing),
+        FIXTURE_TEST(test_load_replaces),
+        FIXTURE_TEST(test_load_malformed),
+        FIXTURE_TEST(test_load_unreadable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
