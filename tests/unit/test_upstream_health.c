@@ -119,7 +119,10 @@ static void rconn_read(rconn_t *c)
         c->len += (size_t)n;
         c->req[c->len] = '\0';
         if (!c->answering && strstr(c->req, "\r\n\r\n")) {
-            snprintf(c->r->last_req, sizeof(c->r->last_req), "%s", c->req);
+            /* Keep the head, cut to fit (probe heads are far shorter). */
+            size_t keep = pt_min(c->len, sizeof(c->r->last_req) - 1);
+            memcpy(c->r->last_req, c->req, keep);
+            c->r->last_req[keep] = '\0';
             if (c->resp) {
                 c->answering = true;
                 rconn_write(c);
