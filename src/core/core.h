@@ -121,6 +121,9 @@ typedef void (*pt_task_fn)(void *arg);
 /* Creates a loop. NULL on failure (errno set). */
 pt_loop_t *pt_loop_create(void);
 void pt_loop_destroy(pt_loop_t *loop);
+/* Runs the posted and deferred tasks now (a loop that no longer runs, at
+ * shutdown, so what they free is freed in order). */
+void pt_loop_run_pending(pt_loop_t *loop);
 /* Runs until pt_loop_stop(). Returns 0 or -errno from epoll. */
 int pt_loop_run(pt_loop_t *loop);
 /* Makes pt_loop_run() return after the current iteration. Loop thread only. */

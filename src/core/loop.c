@@ -110,12 +110,17 @@ fail:
     return NULL;
 }
 
+void pt_loop_run_pending(pt_loop_t *loop)
+{
+    on_wake(&loop->wake_io, PT_EV_READ);
+    queue_run(&loop->deferred);
+}
+
 void pt_loop_destroy(pt_loop_t *loop)
 {
     if (!loop) return;
     /* Posted tasks that never ran may own memory: run them so they free it. */
-    on_wake(&loop->wake_io, PT_EV_READ);
-    queue_run(&loop->deferred);
+    pt_loop_run_pending(loop);
     close(loop->wake_io.fd);
     close(loop->epfd);
     pthread_mutex_destroy(&loop->post_lock);

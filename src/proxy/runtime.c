@@ -887,13 +887,21 @@ static void modules_control_exit(pt_runtime_t *rt)
 static void runtime_teardown(pt_runtime_t *rt)
 {
     for (int i = 0; i < rt->nthreads; i++) pthread_join(rt->threads[i], NULL);
+    /*
+     * Workers first: their loops run the tasks still posted to them, which
+     * may post to the control loop (module housekeeping); run those too
+     * while the modules' state still exists, then let the modules go.
+     */
+    for (int i = 0; i < rt->nworkers; i++) {
+        if (rt->workers[i]) worker_destroy(rt->workers[i]);
+        rt->workers[i] = NULL;
+    }
+    if (rt->loop) pt_loop_run_pending(rt->loop);
     if (rt->ctl.loop) modules_control_exit(rt);
     if (rt->routes) {
         pt_metrics_collector_remove(pt_route_registry_collect, rt->routes);
         pt_route_registry_destroy(rt->routes);
     }
-    for (int i = 0; i < rt->nworkers; i++)
-        if (rt->workers[i]) worker_destroy(rt->workers[i]);
     if (rt->admin) pt_admin_destroy(rt->admin);
     for (size_t i = 0; i < rt->nbounds; i++) bound_close(&rt->bounds[i]);
     free(rt->bounds);
