@@ -84,8 +84,11 @@ wait_up() {  # wait_up URL: until it answers (20 s)
   echo "no answer from $1 within 20 s"
   return 1
 }
-body_has() { local url=$1 want=$2; fetch -f "$url" | grep -qF -- "$want" || { echo "$url: no '$want'"; return 1; }; }
-header_has() { local url=$1 want=$2; fetch -f -o /dev/null -D - "$url" | tr -d '\r' | grep -qiF -- "$want" \
+# The whole answer is read first: grep -q stopping early would fail curl (SIGPIPE).
+body_has() { local url=$1 want=$2 body; body=$(fetch -f "$url") && grep -qF -- "$want" <<<"$body" \
+               || { echo "$url: no '$want'"; return 1; }; }
+header_has() { local url=$1 want=$2 head; head=$(fetch -f -o /dev/null -D - "$url") \
+                 && tr -d '\r' <<<"$head" | grep -qiF -- "$want" \
                  || { echo "$url: no header '$want'"; return 1; }; }
 
 out="$LOG_DIR/smoke-run.log"

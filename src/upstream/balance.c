@@ -8,7 +8,8 @@
  *
  * Algorithms:
  *  - p2c_ewma (default): two distinct random usable members, the one with
- *    the lower cost = peak-EWMA latency x (in flight + 1) / weight wins;
+ *    the lower cost = peak-EWMA latency x (in flight + 1) / weight wins
+ *    (near-equal loads are a tie, settled at random by weight);
  *  - round_robin: smooth weighted round robin (nginx), per-worker weights;
  *  - least_request: fewest (in flight + 1) / weight, ties rotated;
  *  - random: weighted random;
@@ -220,22 +221,39 @@ static ssize_t random_usable(ups_pick_t *pk, const tier_t *t, ssize_t except)
     return -1;
 }
 
-static double p2c_cost(const ups_pick_t *pk, const ups_member_t *m)
+/* Expected wait on m: peak-EWMA latency x (in flight + 1), weight aside. */
+static double p2c_load(const ups_pick_t *pk, const ups_member_t *m)
 {
     double rtt = ups_ewma_get(m->peer, pk->now_us);
     int active = active_of(m);
     if (rtt < EWMA_UNKNOWN_NS) rtt = active > 0 ? EWMA_PENALTY_NS : 0;
-    return rtt * (double)(active + 1) / (double)weight16(m, pk->now_ms);
+    return rtt * (double)(active + 1);
 }
 
-/* Power of two choices on peak-EWMA cost. */
+/*
+ * Power of two choices on peak-EWMA cost. Loads within 25% or 1 ms of each
+ * other are a tie, settled at random in proportion to weight: jitter of a
+ * fraction of a millisecond (or one slower first connect, which peak EWMA
+ * remembers for seconds) must not send every request of a quiet group to
+ * one server, and weights must still share the traffic. Otherwise the lower
+ * load / weight wins, so a slow or backed-up server is avoided.
+ */
+#define P2C_TIE_REL 0.25
+#define P2C_TIE_ABS_NS 1e6
+
 static ssize_t pick_p2c(ups_pick_t *pk, const tier_t *t)
 {
     ssize_t a = random_usable(pk, t, -1);
     if (a < 0) return -1;
     ssize_t b = random_usable(pk, t, a);
     if (b < 0) return a;
-    return p2c_cost(pk, &pk->set->m[b]) < p2c_cost(pk, &pk->set->m[a]) ? b : a;
+    const ups_member_t *ma = &pk->set->m[a], *mb = &pk->set->m[b];
+    double la = p2c_load(pk, ma), lb = p2c_load(pk, mb);
+    int wa = weight16(ma, pk->now_ms), wb = weight16(mb, pk->now_ms);
+    double diff = la > lb ? la - lb : lb - la;
+    if (diff <= P2C_TIE_ABS_NS || diff <= P2C_TIE_REL * (la > lb ? la : lb))
+        return rand_below(pk, (size_t)(wa + wb)) < (size_t)wa ? a : b;
+    return lb / wb < la / wa ? b : a;
 }
 
 /*

@@ -523,9 +523,33 @@ static void test_p2c_weight(void **state)
     fx_t *f = fx_new(2, 0, w, UPS_LB_P2C_EWMA);
     set_ewma_ms(f, 0, 5);
     set_ewma_ms(f, 1, 5);
+    /* Equal loads are a tie, shared in proportion to weight (1:4). */
+    int to1 = 0;
+    for (int i = 0; i < 2000; i++) to1 += pick(f) == 1;
+    assert_in_range(to1, 1480, 1720);
+    /* Near-equal (within 25%) still ties. */
+    set_ewma_ms(f, 1, 6);
+    to1 = 0;
+    for (int i = 0; i < 2000; i++) to1 += pick(f) == 1;
+    assert_in_range(to1, 1480, 1720);
+    /* Beyond that, load / weight decides: 6 x 5 / 4 = 7.5 > 5 / 1. */
+    set_active(f, 1, 4);
+    for (int i = 0; i < 20; i++) assert_int_equal(pick(f), 0);
+    /* And a 4x heavier server with a 2x load wins: 10 / 4 < 5 / 1. */
+    set_active(f, 1, 0);
+    set_ewma_ms(f, 1, 10);
     for (int i = 0; i < 20; i++) assert_int_equal(pick(f), 1);
-    set_active(f, 1, 4); /* 5 / 4 > 1 / 1 */
-    assert_int_equal(pick(f), 0);
+    fx_free(f);
+
+    /* A difference of at most 1 ms ties whatever the ratio (1 ms vs 2 ms). */
+    f = fx_new(2, 0, w, UPS_LB_P2C_EWMA);
+    set_ewma_ms(f, 0, 1);
+    set_ewma_ms(f, 1, 2);
+    assert_true(ups_ewma_get(&f->peers[1], (int64_t)NOW * 1000) >
+                1.9 * ups_ewma_get(&f->peers[0], (int64_t)NOW * 1000));
+    to1 = 0;
+    for (int i = 0; i < 2000; i++) to1 += pick(f) == 1;
+    assert_in_range(to1, 1480, 1720);
     fx_free(f);
 }
 
