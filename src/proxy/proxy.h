@@ -380,7 +380,8 @@ void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t l
 void pt_req_finish_after(pt_request_t *r, int rc);
 /* Standard error page for status (short HTML body, Connection: close if close). */
 void pt_req_error(pt_request_t *r, int status, bool close);
-/* The same with a Retry-After header (503 when no origin can take it). */
+/* The same with a Retry-After header (503 when no origin can take it); the
+ * connection closes after it when the request body was not fully read. */
 void pt_req_error_retry_after(pt_request_t *r, int status, unsigned seconds);
 
 /*

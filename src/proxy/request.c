@@ -565,7 +565,8 @@ void pt_req_error_retry_after(pt_request_t *r, int status, unsigned seconds)
     int rl = snprintf(ra, sizeof(ra), "%u", seconds);
     pt_http_hdr_t hdrs[2] = {{"Retry-After", 11, ra, (size_t)rl},
                              {"Content-Type", 12, "text/html; charset=utf-8", 24}};
-    respond_with(r, status, hdrs, 2, body, (size_t)n, false);
+    /* A request body not read yet cannot be skipped safely: close after. */
+    respond_with(r, status, hdrs, 2, body, (size_t)n, !r->body_done);
 }
 
 void pt_req_redirect(pt_request_t *r, int status, const char *location, size_t len)

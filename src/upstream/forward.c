@@ -46,6 +46,7 @@ typedef struct fwd {
     int tries;              /* attempts made */
     uint64_t t0;            /* request start */
     uint64_t attempt_t0;    /* this attempt's start */
+    uint64_t ready_us;      /* this attempt's connection was ready (connected or reused) */
     uint64_t hash;
     ups_peer_t *tried[MAX_TRIED];
     size_t ntried;
@@ -154,6 +155,7 @@ static void attempt_claim(fwd_t *f, const ups_member_t *m)
     atomic_fetch_add_explicit(&m->peer->requests, 1, memory_order_relaxed);
     f->recorded = false;
     f->attempt_t0 = pt_time_mono_us();
+    f->ready_us = 0;
     if (f->ntried < MAX_TRIED) f->tried[f->ntried++] = m->peer;
 }
 
@@ -424,6 +426,7 @@ static int connect_member(fwd_t *f, const ups_member_t *m, bool fresh)
     if (uc) {
         pt_metric_inc(uw->m->reqs_reused);
         f->state = F_SEND;
+        f->ready_us = f->attempt_t0;
     } else {
         int fd = pt_socket_connect(&m->peer->addr);
         if (fd < 0) return fd;
@@ -658,7 +661,8 @@ static void send_request(fwd_t *f)
         if (f->state == F_CONNECT && f->head_sent > 0) {
             /* Loopback connects complete at once: the first write tells. */
             f->state = F_SEND;
-            r->upstream_connect_us = pt_time_mono_us() - f->t0;
+            f->ready_us = pt_time_mono_us();
+            r->upstream_connect_us = f->ready_us - f->t0;
         }
         if (rc == PT_AGAIN) {
             arm(f);
@@ -832,7 +836,10 @@ static void handle_head(fwd_t *f)
     }
     uint64_t now = pt_time_mono_us();
     r->upstream_header_us = now - f->t0;
-    ups_ewma_observe(f->mem.peer, (now - f->attempt_t0) * 1000, (int64_t)now);
+    /* The balancer judges the origin's answer time, not one connect (peak
+     * EWMA would remember a slow first connect for seconds). */
+    ups_ewma_observe(f->mem.peer, (now - (f->ready_us ? f->ready_us : f->attempt_t0)) * 1000,
+                     (int64_t)now);
     ups_stats_latency(f->gs, now - f->attempt_t0);
     int st = f->resp.status;
     if (status_flag(st)) {
@@ -1070,7 +1077,8 @@ static void on_upstream_io(pt_io_t *io, unsigned events)
             retry_or_fail(f, FAIL_ERROR, 502, strerror(err));
             return;
         }
-        f->r->upstream_connect_us = pt_time_mono_us() - f->t0;
+        f->ready_us = pt_time_mono_us();
+        f->r->upstream_connect_us = f->ready_us - f->t0;
         f->state = F_SEND;
     }
     if (f->state == F_SEND && f->req_body_done == false && !(events & PT_EV_WRITE) &&

@@ -184,10 +184,12 @@ def test_chunked_origin_with_extensions_and_trailers(portico, origin):
 
 
 def test_two_servers_both_used(portico, origin):
+    # Round robin's guarantee; p2c_ewma (the default) follows latency instead
+    # (see test_upstream_lb.py and the unit tests for its behaviour).
     import origins
     a, b = origin(origins.EchoOrigin), origin(origins.EchoOrigin)
     p = portico("""
-        upstream pair { server <<a>>; server <<b>>; keepalive 4; }
+        upstream pair { round_robin; server <<a>>; server <<b>>; keepalive 4; }
         server { listen <<listen>>; location / { proxy_pass http://pair; } }
     """, a=a.addr, b=b.addr)
     with p.client() as c:
@@ -201,7 +203,7 @@ def test_weights(portico, origin):
     import origins
     a, b = origin(origins.EchoOrigin), origin(origins.EchoOrigin)
     p = portico("""
-        upstream pair { server <<a>> weight=3; server <<b>> weight=1; keepalive 4; }
+        upstream pair { round_robin; server <<a>> weight=3; server <<b>> weight=1; keepalive 4; }
         server { listen <<listen>>; location / { proxy_pass http://pair; } }
     """, a=a.addr, b=b.addr)
     with p.client() as c:
