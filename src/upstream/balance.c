@@ -8,7 +8,9 @@
  *
  * Algorithms:
  *  - p2c_ewma (default): two distinct random usable members, the one with
- *    the lower cost = peak-EWMA latency x (in flight + 1) / weight wins
+ *    the lower cost = latency x (in flight + 1) / weight wins, latency being
+ *    the peak EWMA or, when longer, how long the member has been busy
+ *    without answering
  *    (near-equal loads are a tie, settled at random by weight);
  *  - round_robin: smooth weighted round robin (nginx), per-worker weights;
  *  - least_request: fewest (in flight + 1) / weight, ties rotated;
@@ -226,7 +228,14 @@ static double p2c_load(const ups_pick_t *pk, const ups_member_t *m)
 {
     double rtt = ups_ewma_get(m->peer, pk->now_us);
     int active = active_of(m);
-    if (rtt < EWMA_UNKNOWN_NS) rtt = active > 0 ? EWMA_PENALTY_NS : 0;
+    if (rtt < EWMA_UNKNOWN_NS) {
+        rtt = active > 0 ? EWMA_PENALTY_NS : 0;
+    } else if (active > 0) {
+        /* Busy without answering for longer than its EWMA: it is at least
+         * that slow now (peak EWMA learns it only from the first slow answer). */
+        double stall = ups_peer_stall_ns(m->peer, pk->now_us);
+        if (stall > rtt) rtt = stall;
+    }
     return rtt * (double)(active + 1);
 }
 

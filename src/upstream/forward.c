@@ -150,11 +150,11 @@ static void attempt_release(fwd_t *f)
 static void attempt_claim(fwd_t *f, const ups_member_t *m)
 {
     f->mem = *m;
+    f->attempt_t0 = pt_time_mono_us();
     ups_peer_ref(m->peer);
-    atomic_fetch_add_explicit(&m->peer->active, 1, memory_order_relaxed);
+    ups_peer_busy(m->peer, (int64_t)f->attempt_t0);
     atomic_fetch_add_explicit(&m->peer->requests, 1, memory_order_relaxed);
     f->recorded = false;
-    f->attempt_t0 = pt_time_mono_us();
     f->ready_us = 0;
     if (f->ntried < MAX_TRIED) f->tried[f->ntried++] = m->peer;
 }

@@ -275,6 +275,22 @@ void ups_ewma_observe(ups_peer_t *p, uint64_t rtt_ns, int64_t now_us)
     }
     atomic_store_explicit(&p->ewma_ns, double_to_bits(next), RELAXED);
     atomic_store_explicit(&p->ewma_stamp_us, now_us, RELAXED);
+    atomic_store_explicit(&p->last_done_us, now_us, RELAXED);
+}
+
+void ups_peer_busy(ups_peer_t *p, int64_t now_us)
+{
+    if (atomic_fetch_add_explicit(&p->active, 1, RELAXED) <= 0)
+        atomic_store_explicit(&p->busy_since_us, now_us, RELAXED);
+}
+
+double ups_peer_stall_ns(const ups_peer_t *p, int64_t now_us)
+{
+    if (atomic_load_explicit(&p->active, RELAXED) <= 0) return 0;
+    int64_t done = atomic_load_explicit(&p->last_done_us, RELAXED);
+    int64_t busy = atomic_load_explicit(&p->busy_since_us, RELAXED);
+    int64_t since = done > busy ? done : busy;
+    return now_us > since ? (double)(now_us - since) * 1000.0 : 0;
 }
 
 /* In nanoseconds, decayed towards 0 since the last sample. */

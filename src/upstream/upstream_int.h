@@ -155,6 +155,8 @@ typedef struct ups_peer {
     _Atomic int conns;            /* open connections (busy and idle), all workers */
     _Atomic uint64_t ewma_ns;     /* peak EWMA of time to response head */
     _Atomic int64_t ewma_stamp_us;
+    _Atomic int64_t last_done_us; /* monotonic us of its last answer (or failure) */
+    _Atomic int64_t busy_since_us;/* monotonic us its in-flight count left 0 */
     _Atomic int64_t win_start;    /* failure-ratio window: monotonic ms */
     _Atomic uint32_t win_total, win_fail;
     /* statistics for /upstreams and /metrics */
@@ -279,6 +281,12 @@ void ups_passive_record(ups_gstate_t *gs, const ups_group_t *g, ups_peer_t *p, b
 void ups_ewma_observe(ups_peer_t *p, uint64_t rtt_ns, int64_t now_us);
 /* The EWMA decayed to now (0 when never observed). */
 double ups_ewma_get(const ups_peer_t *p, int64_t now_us);
+/* How long p has had requests in flight without answering any (ns; 0 when
+ * idle): a lower bound of its latency that peak EWMA only learns once the
+ * first slow answer comes back. */
+double ups_peer_stall_ns(const ups_peer_t *p, int64_t now_us);
+/* A request to p starts / is counted in flight (keeps busy_since_us). */
+void ups_peer_busy(ups_peer_t *p, int64_t now_us);
 /* Control thread, about once a second: ends due ejections of gs's members
  * (up_since = end of ejection) and recounts gs->ejected. */
 void ups_outlier_tick(ups_gstate_t *gs, int64_t now_ms);

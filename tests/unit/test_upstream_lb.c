@@ -917,6 +917,46 @@ static void test_retry_budget(void **state)
     assert_false(ups_retry_budget_allows(&gs, &g));
 }
 
+/* A member busy without answering for longer than its EWMA counts as that
+ * slow: P2C leaves it before its first slow answer comes back. */
+static void test_p2c_stalled_member(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(2, 0, NULL, UPS_LB_P2C_EWMA);
+    int64_t now_us = (int64_t)NOW * 1000;
+    set_ewma_ms(f, 0, 1); /* both answered in 1 ms just now */
+    set_ewma_ms(f, 1, 1);
+    set_active(f, 0, 2);
+    set_active(f, 1, 2);
+    /* Both busy since 0.5 ms: a tie, both picked. */
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&f->peers[i].busy_since_us, now_us - 500);
+        atomic_store(&f->peers[i].last_done_us, now_us - 500);
+    }
+    int to0 = 0;
+    for (int i = 0; i < 400; i++) to0 += pick(f) == 0;
+    assert_in_range(to0, 120, 280);
+    /* Member 0 has said nothing for 100 ms while busy: 100 ms x 3 vs 1 ms x 3. */
+    atomic_store(&f->peers[0].last_done_us, now_us - 100000);
+    atomic_store(&f->peers[0].busy_since_us, now_us - 100000);
+    assert_near(ups_peer_stall_ns(&f->peers[0], now_us), 100e6);
+    for (int i = 0; i < 50; i++) assert_int_equal(pick(f), 1);
+    /* It became busy just now (idle before): no stall, a tie again. */
+    atomic_store(&f->peers[0].busy_since_us, now_us - 200);
+    to0 = 0;
+    for (int i = 0; i < 400; i++) to0 += pick(f) == 0;
+    assert_in_range(to0, 120, 280);
+    /* Idle members have no stall. */
+    set_active(f, 0, 0);
+    assert_near(ups_peer_stall_ns(&f->peers[0], now_us), 0);
+    /* ups_peer_busy stamps the start only when it leaves 0. */
+    ups_peer_busy(&f->peers[0], now_us);
+    ups_peer_busy(&f->peers[0], now_us + 5000);
+    assert_int_equal(atomic_load(&f->peers[0].active), 2);
+    assert_int_equal(atomic_load(&f->peers[0].busy_since_us), now_us);
+    fx_free(f);
+}
+
 int main(void)
 {
     (void)pt_log_open(NULL, PT_LOG_CRIT); /* ejection warnings are expected */
@@ -950,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_ejection_then_slow_start),
         cmocka_unit_test(test_failure_ratio),
         cmocka_unit_test(test_retry_budget),
+        cmocka_unit_test(test_p2c_stalled_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
