@@ -145,39 +145,62 @@ static void per_server(pt_sbuf_t *o, const ups_rt_t *rt, const char *name, const
     }
 }
 
+typedef struct group_family {
+    const char *name, *type, *help;
+    uint64_t (*get)(const ups_gstate_t *gs);
+} group_family_t;
+
+typedef struct server_family {
+    const char *name, *type, *help;
+    peer_get_fn get;
+} server_family_t;
+
+static const group_family_t group_families[] = {
+    {"portico_upstream_retries_total", "counter",
+     "Retries sent to another server (or again on a fresh connection).", g_retries},
+    {"portico_upstream_retry_budget_exhausted_total", "counter",
+     "Retries refused because the group's retry budget was spent.", g_budget},
+    {"portico_upstream_overflow_total", "counter",
+     "Requests answered 503 by circuit breaking (max_requests, max_pending, pending_timeout).",
+     g_overflow},
+    {"portico_upstream_no_server_total", "counter",
+     "Requests answered 503 because no server was available.", g_no_server},
+    {"portico_upstream_active_requests", "gauge", "Requests in flight per upstream group.",
+     g_active},
+    {"portico_upstream_pending_requests", "gauge", "Requests waiting for a connection slot.",
+     g_pending},
+    {"portico_upstream_connections", "gauge",
+     "Open origin connections (busy and idle) per upstream group.", g_conns},
+};
+
+static const server_family_t server_families[] = {
+    {"portico_upstream_server_up", "gauge",
+     "1 when the server takes new requests (enabled, healthy, not ejected).", p_up},
+    {"portico_upstream_server_requests_total", "counter", "Attempts sent to the server.",
+     p_requests},
+    {"portico_upstream_server_failures_total", "counter",
+     "Failed attempts: connect errors, resets, timeouts, 5xx.", p_failures},
+    {"portico_upstream_server_ejections_total", "counter",
+     "Times passive checks ejected the server.", p_ejections},
+    {"portico_upstream_server_health_check_failures_total", "counter",
+     "Failed active health checks.", p_hc_failures},
+    {"portico_upstream_server_active_requests", "gauge", "Requests in flight to the server.",
+     p_active},
+    {"portico_upstream_server_connections", "gauge",
+     "Open connections to the server (busy and idle).", p_conns},
+};
+
 void ups_metrics_collect(pt_sbuf_t *o, void *arg)
 {
     const ups_rt_t *rt = arg;
     responses(o, rt);
     latency(o, rt);
-    per_group(o, rt, "portico_upstream_retries_total", "counter",
-              "Retries sent to another server (or again on a fresh connection).", g_retries);
-    per_group(o, rt, "portico_upstream_retry_budget_exhausted_total", "counter",
-              "Retries refused because the group's retry budget was spent.", g_budget);
-    per_group(o, rt, "portico_upstream_overflow_total", "counter",
-              "Requests answered 503 by circuit breaking (max_requests, max_pending, "
-              "pending_timeout).",
-              g_overflow);
-    per_group(o, rt, "portico_upstream_no_server_total", "counter",
-              "Requests answered 503 because no server was available.", g_no_server);
-    per_group(o, rt, "portico_upstream_active_requests", "gauge",
-              "Requests in flight per upstream group.", g_active);
-    per_group(o, rt, "portico_upstream_pending_requests", "gauge",
-              "Requests waiting for a connection slot.", g_pending);
-    per_group(o, rt, "portico_upstream_connections", "gauge",
-              "Open origin connections (busy and idle) per upstream group.", g_conns);
-    per_server(o, rt, "portico_upstream_server_up", "gauge",
-               "1 when the server takes new requests (enabled, healthy, not ejected).", p_up);
-    per_server(o, rt, "portico_upstream_server_requests_total", "counter",
-               "Attempts sent to the server.", p_requests);
-    per_server(o, rt, "portico_upstream_server_failures_total", "counter",
-               "Failed attempts: connect errors, resets, timeouts, 5xx.", p_failures);
-    per_server(o, rt, "portico_upstream_server_ejections_total", "counter",
-               "Times passive checks ejected the server.", p_ejections);
-    per_server(o, rt, "portico_upstream_server_health_check_failures_total", "counter",
-               "Failed active health checks.", p_hc_failures);
-    per_server(o, rt, "portico_upstream_server_active_requests", "gauge",
-               "Requests in flight to the server.", p_active);
-    per_server(o, rt, "portico_upstream_server_connections", "gauge",
-               "Open connections to the server (busy and idle).", p_conns);
+    for (size_t i = 0; i < pt_countof(group_families); i++) {
+        const group_family_t *f = &group_families[i];
+        per_group(o, rt, f->name, f->type, f->help, f->get);
+    }
+    for (size_t i = 0; i < pt_countof(server_families); i++) {
+        const server_family_t *f = &server_families[i];
+        per_server(o, rt, f->name, f->type, f->help, f->get);
+    }
 }
