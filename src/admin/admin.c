@@ -146,37 +146,12 @@ int pt_admin_json_error(pt_admin_response_t *resp, const char *msg)
     return 0;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/*
- * Decodes %XX escapes of s in place ('+' stays '+': this is for paths).
- * Returns 0, or -EINVAL on a '%' without two hex digits or on %00, and
- * then s is unchanged: every escape is checked before any is decoded.
- */
+/* Checked whole first, so a bad string is left as it was. */
 int pt_admin_pct_decode(char *s)
 {
-    for (const char *p = strchr(s, '%'); p != NULL; p = strchr(p + 3, '%')) {
-        int hi = hex_digit(p[1]);
-        int lo = hi < 0 ? -1 : hex_digit(p[2]);
-        if (lo < 0 || (hi == 0 && lo == 0)) return -EINVAL;
-    }
-    char *out = s;
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p == '%') {
-            *out++ = (char)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
-            p += 2;
-        } else {
-            *out++ = *p;
-        }
-    }
-    *out = '\0';
-    return 0;
+    size_t len = strlen(s), n;
+    if (pt_http_pct_decode(s, len, NULL, &n) < 0) return -EINVAL;
+    return pt_http_pct_decode(s, len, s, &n);
 }
 
 /* ------------------------------------------------------------------ */

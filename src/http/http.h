@@ -186,6 +186,13 @@ const char *pt_http_reason(int status);
 /* Method token to id (PT_HTTP_OTHER for unknown tokens). */
 pt_http_method_t pt_http_method_id(const char *m, size_t len);
 
+/*
+ * Percent-decodes src[0..len) into dst (len + 1 bytes; dst may be src,
+ * decoding never grows), NUL-terminated, length in *out_len. A bad escape
+ * or a NUL (raw or %00) is -EINVAL. With dst NULL it only checks.
+ */
+int pt_http_pct_decode(const char *src, size_t len, char *dst, size_t *out_len);
+
 /* ---- static files ---- */
 
 typedef struct pt_mime_type {

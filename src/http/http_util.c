@@ -238,3 +238,34 @@ const char *pt_http_reason(int status)
     default: return "Unknown";
     }
 }
+
+/* ---- percent-decoding ---- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int pt_http_pct_decode(const char *src, size_t len, char *dst, size_t *out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            if (i + 2 >= len) return -EINVAL;
+            int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
+            if (hi < 0 || lo < 0) return -EINVAL;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0') return -EINVAL;
+        if (dst) dst[o] = c;
+        o++;
+    }
+    if (dst) dst[o] = '\0';
+    *out_len = o;
+    return 0;
+}

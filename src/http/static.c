@@ -77,38 +77,6 @@ static void close_fd(int *fd)
 /* Path: decode, normalize                                             */
 /* ------------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/*
- * Percent-decodes src[0..len) into dst (len + 1 bytes). A bad escape or a
- * NUL (raw or %00) is -400: a NUL would cut the file name short.
- */
-static int percent_decode(const char *src, size_t len, char *dst, size_t *out_len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            if (i + 2 >= len) return -400;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
-            if (hi < 0 || lo < 0) return -400;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == '\0') return -400;
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    *out_len = o;
-    return 0;
-}
-
 /*
  * Resolves "", "." and ".." segments of src (which starts with '/') into
  * dst (src_len + 2 bytes). ".." above the root is -400. A path that names a
@@ -172,8 +140,8 @@ static int resolve_target(pt_pool_t *pool, const char *path, size_t path_len, ta
     t->path = pt_pool_alloc(pool, plen + 2);
     if (!decoded || !t->path) return -ENOMEM;
     size_t dlen;
-    int rc = percent_decode(path, plen, decoded, &dlen);
-    if (rc < 0) return rc;
+    /* A bad escape or a NUL (which would cut the file name short): 400. */
+    if (pt_http_pct_decode(path, plen, decoded, &dlen) < 0) return -400;
     return normalize(decoded, dlen, t->path, &t->path_len);
 }
 
