@@ -403,6 +403,10 @@ typedef struct pt_sbuf pt_sbuf_t;
 typedef void (*pt_metrics_collector_fn)(pt_sbuf_t *out, void *arg);
 int pt_metrics_collector_add(pt_metrics_collector_fn fn, void *arg);
 void pt_metrics_collector_remove(pt_metrics_collector_fn fn, void *arg);
+/* For collectors: the HELP (escaped) and TYPE lines of a family. */
+void pt_metrics_family_head(pt_sbuf_t *o, const char *name, const char *type, const char *help);
+/* For collectors: a label value escaped per the text format (\\, \", \n). */
+void pt_metrics_label_value(pt_sbuf_t *o, const char *v);
 
 /* Sum of one counter/gauge series over all shards (tests, /status). */
 double pt_metric_value(pt_metric_id_t id);

@@ -475,19 +475,34 @@ static void render_histogram(outbuf_t *o, const series_t *s)
     out_fmt(o, " %" PRIu64 "\n", count);
 }
 
+void pt_metrics_family_head(pt_sbuf_t *o, const char *name, const char *type, const char *help)
+{
+    out_str(o, "# HELP ");
+    out_str(o, name);
+    out_mem(o, " ", 1);
+    out_help(o, help);
+    out_str(o, "\n# TYPE ");
+    out_str(o, name);
+    out_mem(o, " ", 1);
+    out_str(o, type);
+    out_mem(o, "\n", 1);
+}
+
+void pt_metrics_label_value(pt_sbuf_t *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\n') {
+            out_mem(o, "\\n", 2);
+            continue;
+        }
+        if (*v == '\\' || *v == '"') out_mem(o, "\\", 1);
+        out_mem(o, v, 1);
+    }
+}
+
 static void render_series(outbuf_t *o, const series_t *s)
 {
-    if (s->family_start) {
-        out_str(o, "# HELP ");
-        out_str(o, s->name);
-        out_mem(o, " ", 1);
-        out_help(o, s->help);
-        out_str(o, "\n# TYPE ");
-        out_str(o, s->name);
-        out_mem(o, " ", 1);
-        out_str(o, kind_name(s->kind));
-        out_mem(o, "\n", 1);
-    }
+    if (s->family_start) pt_metrics_family_head(o, s->name, kind_name(s->kind), s->help);
     if (s->kind == PT_METRIC_HISTOGRAM) {
         render_histogram(o, s);
         return;

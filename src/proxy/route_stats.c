@@ -95,30 +95,17 @@ void pt_route_stats_count(pt_route_stats_t *s, int cls)
     if (s) atomic_fetch_add_explicit(&s->by_class[cls], 1, memory_order_relaxed);
 }
 
-/* Label values escaped per the text format (backslash, quote, newline). */
-static void label(pt_sbuf_t *o, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\n') {
-            pt_sbuf_str(o, "\\n");
-            continue;
-        }
-        if (*v == '\\' || *v == '"') pt_sbuf_mem(o, "\\", 1);
-        pt_sbuf_mem(o, v, 1);
-    }
-}
-
 void pt_route_registry_collect(pt_sbuf_t *o, void *arg)
 {
     static const char *const classes[6] = {"aborted", "1xx", "2xx", "3xx", "4xx", "5xx"};
     const pt_route_registry_t *reg = arg;
-    pt_sbuf_str(o, "# HELP portico_route_requests_total Requests by route (server name and "
-                   "location) and status class.\n# TYPE portico_route_requests_total counter\n");
+    pt_metrics_family_head(o, "portico_route_requests_total", "counter",
+                           "Requests by route (server name and location) and status class.");
     for (const pt_route_stats_t *s = reg->head; s; s = s->next) {
         if (!s->live) continue;
         for (int c = 0; c < 6; c++) {
             pt_sbuf_str(o, "portico_route_requests_total{route=\"");
-            label(o, s->name);
+            pt_metrics_label_value(o, s->name);
             pt_sbuf_printf(o, "\",class=\"%s\"} %" PRIu64 "\n", classes[c],
                            atomic_load_explicit(&s->by_class[c], memory_order_relaxed));
         }

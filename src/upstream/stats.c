@@ -23,29 +23,11 @@ void ups_stats_latency(ups_gstate_t *gs, uint64_t us)
     atomic_fetch_add_explicit(&gs->lat_count, 1, memory_order_relaxed);
 }
 
-/* A label value escaped per the text format (backslash, quote, newline). */
-static void label(pt_sbuf_t *o, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"') pt_sbuf_mem(o, "\\", 1);
-        if (*v == '\n') {
-            pt_sbuf_str(o, "\\n");
-            continue;
-        }
-        pt_sbuf_mem(o, v, 1);
-    }
-}
-
-static void family(pt_sbuf_t *o, const char *name, const char *type, const char *help)
-{
-    pt_sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void group_labels(pt_sbuf_t *o, const char *name, const ups_gstate_t *gs)
 {
     pt_sbuf_str(o, name);
     pt_sbuf_str(o, "{upstream=\"");
-    label(o, gs->name);
+    pt_metrics_label_value(o, gs->name);
     pt_sbuf_str(o, "\"");
 }
 
@@ -63,7 +45,7 @@ static bool live(const ups_gstate_t *gs) { return gs->conf != NULL; }
 static void per_group(pt_sbuf_t *o, const ups_rt_t *rt, const char *name, const char *type,
                       const char *help, uint64_t (*get)(const ups_gstate_t *gs))
 {
-    family(o, name, type, help);
+    pt_metrics_family_head(o, name, type, help);
     for (size_t i = 0; i < rt->ngroups; i++)
         if (live(rt->groups[i])) group_value(o, name, rt->groups[i], get(rt->groups[i]));
 }
@@ -80,7 +62,7 @@ static void responses(pt_sbuf_t *o, const ups_rt_t *rt)
 {
     static const char *const classes[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     const char *name = "portico_upstream_responses_total";
-    family(o, name, "counter",
+    pt_metrics_family_head(o, name, "counter",
            "Responses per upstream group by status class (none: no response from an origin).");
     for (size_t i = 0; i < rt->ngroups; i++) {
         const ups_gstate_t *gs = rt->groups[i];
@@ -95,7 +77,7 @@ static void responses(pt_sbuf_t *o, const ups_rt_t *rt)
 static void latency(pt_sbuf_t *o, const ups_rt_t *rt)
 {
     const char *name = "portico_upstream_response_seconds";
-    family(o, name, "histogram", "Time from the start of an attempt to the origin's response head.");
+    pt_metrics_family_head(o, name, "histogram", "Time from the start of an attempt to the origin's response head.");
     for (size_t i = 0; i < rt->ngroups; i++) {
         const ups_gstate_t *gs = rt->groups[i];
         if (!live(gs)) continue;
@@ -104,7 +86,7 @@ static void latency(pt_sbuf_t *o, const ups_rt_t *rt)
             cum += LOAD(gs->lat_buckets[b]);
             pt_sbuf_str(o, name);
             pt_sbuf_str(o, "_bucket{upstream=\"");
-            label(o, gs->name);
+            pt_metrics_label_value(o, gs->name);
             if (b < UPS_LAT_BUCKETS)
                 pt_sbuf_printf(o, "\",le=\"%g\"} %" PRIu64 "\n", lat_bounds[b], cum);
             else
@@ -131,7 +113,7 @@ static void per_server(pt_sbuf_t *o, const ups_rt_t *rt, const char *name, const
                        const char *help, peer_get_fn get)
 {
     int64_t now = ups_now_ms();
-    family(o, name, type, help);
+    pt_metrics_family_head(o, name, type, help);
     for (size_t i = 0; i < rt->ngroups; i++) {
         ups_gstate_t *gs = rt->groups[i];
         const ups_set_t *set = live(gs) ? ups_set_load(gs) : NULL;
@@ -139,7 +121,7 @@ static void per_server(pt_sbuf_t *o, const ups_rt_t *rt, const char *name, const
             const ups_peer_t *p = set->m[k].peer;
             group_labels(o, name, gs);
             pt_sbuf_str(o, ",server=\"");
-            label(o, p->name);
+            pt_metrics_label_value(o, p->name);
             pt_sbuf_printf(o, "\"} %" PRIu64 "\n", get(p, now));
         }
     }
