@@ -48,7 +48,7 @@ import urllib.parse
 import httpx
 import pytest
 
-from origins import ConnReader, read_chunked, read_request_head, hval
+from origins import ConnReader, close_hard, read_chunked, read_request_head, hval
 
 BODY_PAD = b"x" * 64  # a few bytes after the name so bodies are not trivial
 
@@ -175,14 +175,7 @@ class CtlOrigin:
         with self.lock:
             self.holding = False
         for s in self._close_listener():
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
+            close_hard(s)
 
     # ------------------------------------------------------------------
     # modes

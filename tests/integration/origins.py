@@ -20,6 +20,18 @@ import time
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
+def close_hard(s):
+    """Shuts a socket down both ways and closes it, ignoring errors (the peer
+    may be gone): wakes any thread blocked on it."""
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass
+
 class Request:
     """One request as the origin received it."""
 
@@ -233,14 +245,7 @@ class Origin:
         with self.lock:
             socks = list(self.socks)
         for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
+            close_hard(s)
 
     def reset_stats(self):
         with self.lock:
