@@ -306,9 +306,9 @@ static pick_rc_t pick(fwd_t *f, ups_member_t *out)
     if (!set || set->n == 0) return PICK_NONE;
     ups_lbw_t *lbw = worker_lbw(uw, f->gs, set);
     if (!lbw) return PICK_NONE;
-    uint64_t now_us = pt_time_mono_us();
-    ups_pick_t pk = {f->g,    set,      lbw,          &uw->rng, f->hash, f->tried,
-                     f->ntried, ups_now_ms(), (int64_t)now_us, false};
+    uint64_t now_us = pt_time_mono_us(); /* one clock read serves both units */
+    ups_pick_t pk = {f->g,      set,          lbw,          &uw->rng, f->hash, f->tried,
+                     f->ntried, (int64_t)(now_us / 1000), (int64_t)now_us, false};
     const ups_member_t *m = ups_lb_pick(&pk);
     if (!m) return pk.saw_full ? PICK_FULL : PICK_NONE;
     *out = *m; /* the set may go once this callback returns: keep a copy */
